@@ -1,0 +1,5 @@
+"""`python -m doctor` entry point."""
+
+from doctor.cli import main
+
+raise SystemExit(main())

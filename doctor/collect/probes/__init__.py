@@ -1,0 +1,1 @@
+"""Probes: short seeded bursts, each measuring one thing on the device."""

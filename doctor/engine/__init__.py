@@ -1,0 +1,1 @@
+"""Judge: load YAML rules, evaluate them against metrics, rank causes."""

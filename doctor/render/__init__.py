@@ -1,0 +1,1 @@
+"""Render: a typed Report to text, JSON, Markdown and HTML."""

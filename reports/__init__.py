@@ -1,0 +1,1 @@
+"""Report templates (Jinja) and their CSS, shipped as package data."""
