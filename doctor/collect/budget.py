@@ -1,0 +1,27 @@
+"""The three budgets: how many steps and samples each probe may spend."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+
+@dataclass(frozen=True)
+class Budget:
+    name: str
+    train_steps: int  # optimizer steps in the training burst
+    eval_every: int  # steps between validation evaluations
+    eval_batches: int  # batches per evaluation, of validation data and of training data
+    init_batches: int  # batches averaged for the loss at initialisation
+    data_samples: int  # training samples examined for data statistics
+    checkpoint_every: int  # steps between the one host sync that checks for NaN and saves progress
+    timeout_s: float  # default wall-clock limit for the whole collection
+
+
+BUDGETS: dict[str, Budget] = {
+    "quick": Budget("quick", train_steps=20, eval_every=5, eval_batches=2, init_batches=2,
+                    data_samples=2048, checkpoint_every=10, timeout_s=120),
+    "standard": Budget("standard", train_steps=60, eval_every=10, eval_batches=4, init_batches=4,
+                       data_samples=8192, checkpoint_every=20, timeout_s=300),
+    "deep": Budget("deep", train_steps=300, eval_every=25, eval_batches=8, init_batches=8,
+                   data_samples=50_000, checkpoint_every=50, timeout_s=1200),
+}

@@ -1,0 +1,228 @@
+"""Prepare what every probe shares: the loaded setup, cached batches, the loss, the pristine weights."""
+
+from __future__ import annotations
+
+import copy
+import math
+from dataclasses import dataclass, field
+from typing import Any, Callable, Optional
+
+import torch
+from torch import nn
+
+from doctor.collect import data as datamod
+from doctor.collect.budget import Budget
+from doctor.collect.instrument import forward_order
+from doctor.collect.target import TargetError, TrainingSetup
+from doctor.metrics import Metrics
+
+
+class ForwardError(Exception):
+    """The user's forward pass or loss raised; carries what was being done."""
+
+    def __init__(self, what: str, cause: BaseException):
+        super().__init__(what)
+        self.what = what
+        self.cause = cause
+
+
+def model_output(model: nn.Module, x: torch.Tensor) -> torch.Tensor:
+    """Run the model; a tuple/list/dict output is reduced to its first tensor (logits by convention)."""
+    out = model(x)
+    if isinstance(out, torch.Tensor):
+        return out
+    if isinstance(out, dict):
+        out = list(out.values())
+    if isinstance(out, (tuple, list)):
+        for item in out:
+            if isinstance(item, torch.Tensor):
+                return item
+    raise TargetError(f"the model returned a {type(out).__name__}; doctor needs a tensor (or a tuple whose first "
+                      "element is the output tensor)", kind="forward")
+
+
+class _BinaryTargetAdapter(nn.Module):
+    """The default BCE loss for binary tasks, tolerant of (N, 1) outputs against (N,) integer targets."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.inner = nn.BCEWithLogitsLoss()
+
+    def forward(self, out: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
+        if y.shape != out.shape and y.numel() == out.numel():
+            y = y.reshape(out.shape)
+        return self.inner(out, y.to(out.dtype))
+
+
+@dataclass
+class Context:
+    """Everything a probe needs; probes take a fresh copy of the initial weights each."""
+
+    setup: TrainingSetup
+    metrics: Metrics
+    budget: Budget
+    device: torch.device
+    seed: int
+    loss_fn: Callable[[torch.Tensor, torch.Tensor], torch.Tensor]
+    task: str
+    num_outputs: int
+    train_batches: list[datamod.Batch]
+    val_batches: list[datamod.Batch]
+    synthetic: bool  # no real data: batches were synthesised
+    val_held_out: bool  # validation batches were held out of the training data
+    layer_order: list[str]
+    train_loader: Any = None
+    init_state: dict[str, torch.Tensor] = field(default_factory=dict)
+    checkpoint: Callable[[], None] = lambda: None
+
+    def fresh_model(self) -> nn.Module:
+        """The model at its initial weights, in train mode, with the probe's RNG seeded."""
+        self.setup.model.load_state_dict(self.init_state)
+        self.setup.model.train()
+        torch.manual_seed(self.seed)
+        return self.setup.model
+
+    def make_optimizer(self, model: nn.Module) -> torch.optim.Optimizer:
+        if self.setup.make_optimizer is None:
+            return torch.optim.Adam(model.parameters(), lr=1e-3)
+        opt = self.setup.make_optimizer(model)
+        if not isinstance(opt, torch.optim.Optimizer):
+            raise TargetError(f"the optimizer factory returned a {type(opt).__name__}, not a torch.optim.Optimizer",
+                              kind="load")
+        return opt
+
+    def compute_loss(self, out: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
+        loss = self.loss_fn(out, y)
+        if not isinstance(loss, torch.Tensor) or loss.dim() != 0:
+            shape = tuple(loss.shape) if isinstance(loss, torch.Tensor) else type(loss).__name__
+            raise TargetError(f"the loss returned {shape}, not a scalar tensor", kind="forward",
+                              hint="Reduce it (e.g. `.mean()`), or use reduction='mean'.")
+        return loss
+
+
+def _loss_name(fn: Any) -> str:
+    return type(fn).__name__ if isinstance(fn, nn.Module) else getattr(fn, "__name__", type(fn).__name__)
+
+
+def prepare(setup: TrainingSetup, metrics: Metrics, budget: Budget, device: torch.device, seed: int) -> Context:
+    """Resolve data, run one checked forward pass and loss, and snapshot the initial weights."""
+    model = setup.model.to(device)
+    inject = {"batch_size": setup.batch_size, "device": device, "seed": seed}
+    needed = budget.train_steps + budget.eval_batches
+    train_loader = None
+    val_held_out = False
+    if setup.train_data is not None:
+        train_loader = datamod.to_loader(setup.train_data, name=setup.names["train_data"], batch_size=setup.batch_size,
+                                         seed=seed, shuffle=True, inject=inject)
+        train_batches = datamod.take_batches(train_loader, needed, name=setup.names["train_data"], device=device)
+        if not train_batches:
+            raise TargetError(f"{setup.names['train_data']} yielded no batches", kind="load")
+        synthetic = False
+    else:
+        x = datamod.synthesize_input(model, setup.batch_size, setup.example_input, device=device, seed=seed)
+        train_batches = [(x, torch.empty(0))]  # targets are made once the output shape is known
+        synthetic = True
+
+    val_batches: list[datamod.Batch] = []
+    if setup.val_data is not None:
+        val_loader = datamod.to_loader(setup.val_data, name=setup.names["val_data"], batch_size=setup.batch_size,
+                                       seed=seed, shuffle=False, inject=inject)
+        val_batches = datamod.take_batches(val_loader, budget.eval_batches, name=setup.names["val_data"],
+                                           device=device)
+    elif not synthetic and len(train_batches) > budget.eval_batches + 1:
+        # No validation data: hold out the last few training batches, never trained on.
+        k = min(budget.eval_batches, max(1, len(train_batches) // 4))
+        val_batches, train_batches = train_batches[-k:], train_batches[:-k]
+        val_held_out = True
+
+    x0, y0 = train_batches[0]
+    torch.manual_seed(seed)
+    model.train()
+    holder: dict[str, torch.Tensor] = {}
+
+    def run_forward() -> None:
+        holder["out"] = model_output(model, x0)
+
+    try:
+        order = forward_order(model, run_forward)
+    except TargetError:
+        raise
+    except Exception as exc:  # noqa: BLE001 - the user's forward may raise anything
+        raise ForwardError(f"the model's forward pass on a batch of shape {tuple(x0.shape)} raised", exc) from exc
+    out = holder["out"]
+    if out.dim() == 0:
+        raise TargetError("the model returned a scalar; doctor needs one output row per sample", kind="forward")
+    num_outputs = int(out.shape[-1]) if out.dim() > 1 else 1
+
+    if synthetic:
+        task = setup.task or datamod.infer_task(setup.loss_fn, None, num_outputs)
+        if setup.task is None and setup.loss_fn is None and num_outputs > 1:
+            task = "classification"
+        y = _synthetic_targets(out, task, num_outputs, seed)
+        train_batches = [(x0, y)]
+    else:
+        task = setup.task or datamod.infer_task(setup.loss_fn, y0, num_outputs)
+
+    loss_fn = setup.loss_fn
+    if loss_fn is None:
+        loss_fn = _BinaryTargetAdapter() if task == "binary" else datamod.default_loss(task)
+        setup.defaults_used.append(f"loss: {type(loss_fn).__name__ if task != 'binary' else 'BCEWithLogitsLoss'}"
+                                   f" (inferred from the task '{task}')")
+    if setup.make_optimizer is None:
+        setup.defaults_used.append("optimizer: Adam(lr=1e-3), doctor's default (define optimizer(model) to use yours)")
+
+    ctx = Context(setup=setup, metrics=metrics, budget=budget, device=device, seed=seed, loss_fn=loss_fn, task=task,
+                  num_outputs=num_outputs, train_batches=train_batches, val_batches=val_batches, synthetic=synthetic,
+                  val_held_out=val_held_out, layer_order=order, train_loader=train_loader)
+    try:
+        ctx.compute_loss(out, train_batches[0][1])
+    except TargetError:
+        raise
+    except Exception as exc:  # noqa: BLE001
+        raise ForwardError(f"the loss ({_loss_name(loss_fn)}) on the model's output of shape {tuple(out.shape)} "
+                           f"and targets of shape {tuple(train_batches[0][1].shape)} raised", exc) from exc
+    ctx.init_state = copy.deepcopy(model.state_dict())
+
+    opt = ctx.make_optimizer(model)
+    lr = opt.param_groups[0].get("lr") if opt.param_groups else None
+    s = metrics.setup
+    s.target, s.model_class, s.task = setup.path, type(model).__name__, task
+    s.loss, s.optimizer = _loss_name(loss_fn), type(opt).__name__
+    s.batch_size, s.device = int(x0.shape[0]), str(device)
+    s.defaults_used = list(setup.defaults_used)
+    if synthetic:
+        s.notes.append(f"No training data in the target: inputs of shape {tuple(x0.shape)} were synthesised; "
+                       "data probes are skipped.")
+    if val_held_out:
+        s.notes.append(f"No validation data in the target: {len(val_batches)} training batches were held out "
+                       "for validation.")
+    metrics.layer_types = {name: type(mod).__name__ for name, mod in model.named_modules() if name}
+    metrics.scalars.update({
+        "setup.has_train_data": not synthetic,
+        "setup.has_val_data": setup.val_data is not None,
+        "setup.is_classification": task == "classification",
+        "setup.num_outputs": num_outputs,
+        "setup.num_params": sum(p.numel() for p in model.parameters() if p.requires_grad),
+        "setup.lr": float(lr) if isinstance(lr, (int, float)) else None,
+        "setup.task": task,
+    })
+    return ctx
+
+
+def _synthetic_targets(out: torch.Tensor, task: str, num_outputs: int, seed: int) -> torch.Tensor:
+    g = torch.Generator().manual_seed(seed)
+    n = out.shape[0]
+    if task == "classification":
+        return torch.randint(0, max(num_outputs, 1), (n,), generator=g).to(out.device)
+    if task in ("binary", "multilabel"):
+        return torch.randint(0, 2, tuple(out.shape), generator=g).to(out.device, out.dtype)
+    return torch.randn(tuple(out.shape), generator=g).to(out.device, out.dtype)
+
+
+def expected_init_loss(task: str, num_outputs: int) -> Optional[float]:
+    """Loss of an uninformed model: ln C for C classes, ln 2 per binary label; None for regression."""
+    if task == "classification" and num_outputs > 1:
+        return math.log(num_outputs)
+    if task in ("binary", "multilabel"):
+        return math.log(2)
+    return None

@@ -1,0 +1,150 @@
+"""Turn the target's data (loader, dataset, tensor pair, callable) into batches, and synthesise inputs."""
+
+from __future__ import annotations
+
+import itertools
+from typing import Any, Iterable, Iterator, Optional
+
+import torch
+from torch import nn
+from torch.utils.data import DataLoader, Dataset, TensorDataset
+
+from doctor.collect.inject import call_injected
+from doctor.collect.target import TargetError
+
+Batch = tuple[torch.Tensor, torch.Tensor]
+
+
+def to_loader(obj: Any, *, name: str, batch_size: int, seed: int, shuffle: bool, inject: dict) -> Iterable:
+    """A re-iterable source of (inputs, targets) batches from any accepted value shape."""
+    if callable(obj) and not isinstance(obj, (DataLoader, Dataset, torch.Tensor)):
+        try:
+            obj = call_injected(obj, inject, what=name)
+        except TargetError:
+            raise
+        except Exception as exc:  # noqa: BLE001
+            raise TargetError(f"calling {name}() failed", kind="load", cause=exc) from exc
+    if isinstance(obj, DataLoader):
+        return obj
+    if isinstance(obj, (tuple, list)) and len(obj) == 2 and all(isinstance(t, torch.Tensor) for t in obj):
+        x, y = obj
+        if len(x) != len(y):
+            raise TargetError(f"{name}: inputs have {len(x)} samples but targets have {len(y)}", kind="load")
+        obj = TensorDataset(x, y)
+    if isinstance(obj, Dataset) or (hasattr(obj, "__getitem__") and hasattr(obj, "__len__")):
+        g = torch.Generator().manual_seed(seed)
+        return DataLoader(obj, batch_size=batch_size, shuffle=shuffle, generator=g, drop_last=False)
+    raise TargetError(
+        f"{name} is a {type(obj).__name__}; doctor accepts a DataLoader, a Dataset, "
+        "an (inputs, targets) tensor pair, or a callable returning one of these",
+        kind="load",
+    )
+
+
+def as_batch(batch: Any, *, name: str) -> Batch:
+    """Check a loader's item is an (inputs, targets) pair of tensors."""
+    if isinstance(batch, (tuple, list)) and len(batch) >= 2 and isinstance(batch[0], torch.Tensor) \
+            and isinstance(batch[1], torch.Tensor):
+        return batch[0], batch[1]
+    shape = type(batch).__name__
+    if isinstance(batch, dict):
+        shape = "dict with keys " + ", ".join(map(str, batch))
+    raise TargetError(f"{name} yields a {shape}; doctor expects (inputs, targets) tensor pairs", kind="load")
+
+
+def take_batches(loader: Iterable, n: int, *, name: str, device: torch.device,
+                 max_bytes: int = 1 << 30) -> list[Batch]:
+    """Up to `n` batches moved to the device, stopping early at `max_bytes` so big images stay affordable."""
+    out: list[Batch] = []
+    size = 0
+    for raw in itertools.islice(iter(loader), n):
+        x, y = as_batch(raw, name=name)
+        out.append((x.to(device, non_blocking=True), y.to(device, non_blocking=True)))
+        size += x.element_size() * x.numel() + y.element_size() * y.numel()
+        if size >= max_bytes:
+            break
+    return out
+
+
+def cycle(batches: list[Batch]) -> Iterator[Batch]:
+    return itertools.cycle(batches)
+
+
+def infer_task(loss_fn: Any, targets: Optional[torch.Tensor], out_dim: Optional[int]) -> str:
+    """classification, binary, multilabel or regression, from the loss type, then the targets."""
+    name = type(loss_fn).__name__ if loss_fn is not None else ""
+    if name in ("CrossEntropyLoss", "NLLLoss"):
+        return "classification"
+    if name in ("BCELoss", "BCEWithLogitsLoss"):
+        if targets is not None and targets.dim() >= 2 and targets.shape[-1] > 1:
+            return "multilabel"
+        return "binary"
+    if name in ("MSELoss", "L1Loss", "SmoothL1Loss", "HuberLoss"):
+        return "regression"
+    if targets is not None:
+        if not targets.is_floating_point() and targets.dim() == 1:
+            return "classification" if (out_dim or 0) > 1 else "binary"
+        if targets.is_floating_point():
+            finite = targets[torch.isfinite(targets)]
+            binary_values = finite.numel() > 0 and bool(((finite == 0) | (finite == 1)).all())
+            if binary_values and out_dim is not None:
+                if out_dim == 1:
+                    return "binary"
+                if targets.dim() >= 2 and targets.shape[-1] == out_dim:
+                    return "multilabel"
+    return "regression"
+
+
+def default_loss(task: str) -> nn.Module:
+    return {
+        "classification": nn.CrossEntropyLoss,
+        "binary": nn.BCEWithLogitsLoss,
+        "multilabel": nn.BCEWithLogitsLoss,
+        "regression": nn.MSELoss,
+    }[task]()
+
+
+def first_layer(model: nn.Module) -> Optional[nn.Module]:
+    for m in model.modules():
+        if isinstance(m, (nn.Linear, nn.Conv1d, nn.Conv2d, nn.Conv3d, nn.Embedding, nn.RNNBase,
+                          nn.TransformerEncoderLayer, nn.MultiheadAttention, nn.LazyLinear)):
+            return m
+    return None
+
+
+def synthesize_input(model: nn.Module, batch_size: int, example: Any, *, device: torch.device,
+                     seed: int) -> torch.Tensor:
+    """An input batch for a model with no data: from example_input, else from the first layer's shape."""
+    if example is not None:
+        if callable(example) and not isinstance(example, torch.Tensor):
+            example = call_injected(example, {"batch_size": batch_size, "device": device, "seed": seed},
+                                    what="example_input")
+        if not isinstance(example, torch.Tensor):
+            raise TargetError(f"example_input must be a tensor or return one, got {type(example).__name__}",
+                              kind="load")
+        return example.to(device)
+    g = torch.Generator().manual_seed(seed)
+    layer = first_layer(model)
+    n = batch_size
+    if isinstance(layer, nn.Linear) and not isinstance(layer, nn.LazyLinear):
+        x = torch.randn(n, layer.in_features, generator=g)
+    elif isinstance(layer, nn.Conv2d):
+        x = torch.randn(n, layer.in_channels, 32, 32, generator=g)
+    elif isinstance(layer, nn.Conv1d):
+        x = torch.randn(n, layer.in_channels, 64, generator=g)
+    elif isinstance(layer, nn.Conv3d):
+        x = torch.randn(n, layer.in_channels, 8, 16, 16, generator=g)
+    elif isinstance(layer, nn.Embedding):
+        x = torch.randint(0, layer.num_embeddings, (n, 16), generator=g)
+    elif isinstance(layer, nn.RNNBase):
+        shape = (n, 16, layer.input_size) if layer.batch_first else (16, n, layer.input_size)
+        x = torch.randn(*shape, generator=g)
+    elif isinstance(layer, nn.TransformerEncoderLayer):
+        d = layer.linear1.in_features
+        x = torch.randn(n, 16, d, generator=g) if layer.self_attn.batch_first else torch.randn(16, n, d, generator=g)
+    else:
+        raise TargetError(
+            "there is no data and doctor cannot tell the model's input shape",
+            kind="load", hint="Define `example_input = torch.randn(...)` (one batch) or `train_data` in the file.",
+        )
+    return x.to(device)

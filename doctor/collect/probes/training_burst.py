@@ -1,0 +1,217 @@
+"""One instrumented training burst that measures gradient flow, activation health and train/val curves.
+
+The three are separate measurements reported as separate probes, but they share one burst so
+the user pays for the training steps once.
+"""
+
+from __future__ import annotations
+
+import math
+import statistics
+from typing import Any, Optional
+
+import torch
+from scipy import stats
+
+from doctor.collect.burst import BurstResult, builtin_step, run_burst
+from doctor.collect.context import model_output
+from doctor.collect.data import cycle
+from doctor.collect.instrument import ActStats, GradStats
+from doctor.collect.probes import Probe
+from doctor.metrics import Series
+
+RECORDS = ("gradient_flow", "activation_health", "train_val")
+_NOT_WEIGHT_LAYERS = {"Embedding", "EmbeddingBag", "BatchNorm1d", "BatchNorm2d", "BatchNorm3d", "LayerNorm",
+                      "GroupNorm", "InstanceNorm1d", "InstanceNorm2d", "InstanceNorm3d", "RMSNorm", "PReLU"}
+
+
+def _evaluator(ctx, model):
+    """Mean loss and accuracy on validation batches and on training batches, as one device tensor."""
+    classification = ctx.task == "classification"
+    train_eval = ctx.train_batches[: ctx.budget.eval_batches]
+
+    def over(batches) -> list[torch.Tensor]:
+        loss = torch.zeros((), device=ctx.device)
+        correct = torch.zeros((), device=ctx.device)
+        count = 0
+        for x, y in batches:
+            out = model_output(model, x)
+            loss = loss + ctx.compute_loss(out, y).float()
+            if classification and out.dim() == 2 and y.dim() == 1:
+                correct = correct + (out.argmax(-1) == y).sum()
+                count += y.numel()
+        acc = correct / count if count else torch.full((), float("nan"), device=ctx.device)
+        return [loss / max(len(batches), 1), acc]
+
+    def evaluate() -> torch.Tensor:
+        return torch.stack(over(ctx.val_batches) + over(train_eval))
+
+    return evaluate
+
+
+def _publish_curves(ctx, res: BurstResult) -> None:
+    m = ctx.metrics
+    m.series["loss.train"] = Series(x=list(range(1, res.steps_run + 1)), y=res.losses, y_label="loss")
+    if res.evals:
+        steps = [s for s, _ in res.evals]
+        col = _eval_columns(res)
+        m.series["loss.val"] = Series(x=steps, y=col["val_loss"], y_label="loss")
+        m.series["loss.train_eval"] = Series(x=steps, y=col["train_loss"], y_label="loss")
+        if ctx.task == "classification":
+            m.series["acc.val"] = Series(x=steps, y=col["val_acc"], y_label="accuracy")
+            m.series["acc.train"] = Series(x=steps, y=col["train_acc"], y_label="accuracy")
+
+
+def _eval_columns(res: BurstResult) -> dict[str, list[float]]:
+    """The evaluator's four values per evaluation, as named columns."""
+    names = ("val_loss", "val_acc", "train_loss", "train_acc")
+    return {n: [vals[i] for _, vals in res.evals] for i, n in enumerate(names)}
+
+
+def _finite(xs: list[float]) -> list[float]:
+    return [x for x in xs if x is not None and math.isfinite(x)]
+
+
+def _curve_scalars(ctx, res: BurstResult) -> None:
+    sc = ctx.metrics.scalars
+    losses = res.losses
+    bad = [i for i, v in enumerate(losses) if not math.isfinite(v)]
+    sc["train.steps"] = res.steps_run
+    sc["loss.nonfinite"] = bool(bad)
+    sc["loss.first_nonfinite_step"] = bad[0] + 1 if bad else -1
+    if bad or len(losses) < 6:
+        return
+    k = max(3, len(losses) // 10)
+    start, end = statistics.fmean(losses[:k]), statistics.fmean(losses[-k:])
+    sc["loss.train_start"], sc["loss.train_end"] = start, end
+    sc["loss.train_rel_drop"] = (start - end) / abs(start) if start else 0.0
+    # Mann-Kendall: is there a monotone downward trend, beyond the step-to-step noise?
+    tau = stats.kendalltau(range(len(losses)), losses, alternative="less")
+    sc["loss.train_trend_p"] = float(tau.pvalue) if math.isfinite(tau.pvalue) else 1.0
+    if not res.evals or not ctx.val_batches:
+        return
+    col = _eval_columns(res)
+    val, tr = col["val_loss"], col["train_loss"]
+    if not _finite(val) or len(_finite(val)) != len(val):
+        return
+    sc["loss.val_start"], sc["loss.val_end"], sc["loss.val_min"] = val[0], val[-1], min(val)
+    sc["loss.val_rise"] = val[-1] / min(val) if min(val) > 0 else 1.0
+    if tr[-1] is not None and math.isfinite(tr[-1]) and tr[-1] > 0:
+        sc["loss.gap_ratio"] = val[-1] / tr[-1]
+    if ctx.task == "classification":
+        acc_v, acc_t = col["val_acc"][-1], col["train_acc"][-1]
+        if math.isfinite(acc_v) and math.isfinite(acc_t):
+            sc["acc.val_end"], sc["acc.train_end"], sc["acc.gap"] = acc_v, acc_t, acc_t - acc_v
+
+
+def _publish_grads(ctx, summary: dict[str, Any]) -> None:
+    sc = ctx.metrics.scalars
+    layers = summary.get("layers", {})
+    sc["grad.steps"] = summary.get("steps", 0)
+    if "nonfinite" in summary:
+        sc["grad.nonfinite"] = summary["nonfinite"]
+        sc["grad.total_norm_max"] = summary["total_norm_max"]
+        sc["grad.total_norm_median"] = summary["total_norm_median"]
+    for name, row in layers.items():
+        ctx.metrics.layers.setdefault(name, {}).update(row)
+    # The depth ratio compares weight layers only: an embedding's gradient is sparse (rows of unseen
+    # tokens get none) and a norm layer's scale says little about the signal reaching the layer.
+    weights = [n for n in layers if ctx.metrics.layer_types.get(n, "") not in _NOT_WEIGHT_LAYERS]
+    if len(weights) >= 2:
+        names = list(layers)
+        first, last = weights[0], weights[-1]
+        last_rms = layers[last]["grad.rms"]
+        for name in names:
+            layers_row = ctx.metrics.layers[name]
+            layers_row["grad.rms_to_last"] = layers_row["grad.rms"] / last_rms if last_rms > 0 else None
+        sc["grad.first_layer"], sc["grad.last_layer"] = first, last
+        if last_rms > 0:
+            sc["grad.depth_ratio"] = layers[first]["grad.rms"] / last_rms
+        sc["grad.min_rms_layer"] = min(names, key=lambda n: layers[n]["grad.rms"])
+    if layers:
+        ctx.metrics.series["grad.norm_by_layer"] = Series(
+            x=list(layers), y=[r["grad.norm"] for r in layers.values()], x_label="layer (forward order)",
+            y_label="median gradient norm", log_y=True)
+        ctx.metrics.series["grad.rms_by_layer"] = Series(
+            x=list(layers), y=[r["grad.rms"] for r in layers.values()], x_label="layer (forward order)",
+            y_label="median RMS gradient", log_y=True)
+    if summary.get("total"):
+        ctx.metrics.series["grad.total_norm"] = Series(
+            x=list(range(1, len(summary["total"]) + 1)), y=summary["total"], y_label="global gradient norm",
+            log_y=True)
+
+
+def _publish_acts(ctx, summary: dict[str, dict[str, Any]]) -> None:
+    sc = ctx.metrics.scalars
+    for name, row in summary.items():
+        ctx.metrics.layers.setdefault(name, {}).update(row)
+    sc["act.layers_measured"] = len(summary)
+    dead = {n: r["act.dead_frac"] for n, r in summary.items() if "act.dead_frac" in r}
+    sat = {n: r["act.saturated_frac"] for n, r in summary.items() if "act.saturated_frac" in r}
+    sc["act.dead_layers"] = sum(v > 0.5 for v in dead.values())
+    sc["act.saturated_layers"] = sum(v > 0.5 for v in sat.values())
+    if dead:
+        ctx.metrics.series["act.dead_frac_by_layer"] = Series(
+            x=list(dead), y=list(dead.values()), x_label="ReLU layer", y_label="dead-unit fraction", reference=0.5)
+    if sat:
+        ctx.metrics.series["act.saturated_frac_by_layer"] = Series(
+            x=list(sat), y=list(sat.values()), x_label="sigmoid/tanh layer", y_label="saturated fraction",
+            reference=0.5)
+
+
+def run(ctx) -> Optional[dict[str, str]]:
+    model = ctx.fresh_model()
+    opt = ctx.make_optimizer(model)
+    steps = ctx.budget.train_steps
+    grads = GradStats(model, ctx.layer_order, steps, ctx.device)
+    acts = ActStats(model).attach()
+    custom = ctx.setup.train_step is not None
+    skipped: dict[str, str] = {}
+    if ctx.synthetic:
+        skipped["train_val"] = "no training data in the target (define train_data)"
+    elif not ctx.val_batches:
+        skipped["train_val_val"] = "no validation data and too little training data to hold some out"
+
+    if custom:
+        user_step = ctx.setup.train_step
+        from doctor.collect.inject import call_injected  # noqa: PLC0415 - only custom steps need it
+
+        def step_fn(m, batch, o):
+            return call_injected(user_step, {"model": m, "batch": batch, "optimizer": o, "loss_fn": ctx.loss_fn,
+                                             "device": ctx.device}, what="train_step")
+    else:
+        step_fn = builtin_step(lambda m, b: ctx.compute_loss(model_output(m, b[0]), b[1]))
+
+    def checkpoint(res: BurstResult) -> None:
+        if not ctx.synthetic:
+            _publish_curves(ctx, res)
+        ctx.checkpoint()
+
+    try:
+        evaluate = _evaluator(ctx, model) if (not ctx.synthetic and ctx.val_batches) else None
+        res = run_burst(
+            model, cycle(ctx.train_batches), steps, step_fn, opt, grads=grads, acts=acts,
+            act_from_step=steps // 2, evaluate=evaluate, eval_every=ctx.budget.eval_every,
+            checkpoint_every=ctx.budget.checkpoint_every, on_checkpoint=checkpoint)
+    finally:
+        acts.detach()
+    _publish_grads(ctx, grads.summary())
+    _publish_acts(ctx, acts.summary())
+    if not ctx.synthetic:
+        _publish_curves(ctx, res)
+        _curve_scalars(ctx, res)
+    skipped.pop("train_val_val", None)
+    if not acts.types:
+        skipped["activation_health"] = "no ReLU, ReLU6, sigmoid or tanh modules in the model"
+    elif not acts.slots:
+        skipped["activation_health"] = (f"the burst stopped at step {res.steps_run} (non-finite loss), before "
+                                        f"activations were measured from step {steps // 2}")
+    return skipped
+
+
+PROBE = Probe(
+    name="training_burst",
+    doc="Trains from the initial weights with the target's optimizer and loss; records per-layer gradient "
+        "norms every step, dead/saturated units over the second half, and train/val loss and accuracy.",
+    run=run, records=RECORDS, cost="20 / 60 / 300 steps (quick / standard / deep)",
+)

@@ -1,0 +1,133 @@
+"""The collector process: load the target, run the probes in order, save metrics.json after each.
+
+Run by the parent as `python -m doctor.collect.worker WORKDIR`. Everything it learns is written
+to WORKDIR as it goes, so a crash, hang or kill later loses nothing measured before.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import sys
+import time
+from pathlib import Path
+
+from doctor.collect.spec import METRICS_FILE, PROGRESS_FILE, SPEC_FILE, CollectSpec
+from doctor.metrics import ErrorRecord, Metrics, ProbeRecord, ProbeStatus
+
+EXIT_OK, EXIT_USAGE, EXIT_TARGET = 0, 2, 3
+
+
+class Writer:
+    """Atomic writes of metrics.json and of which probe is running."""
+
+    def __init__(self, workdir: Path, metrics: Metrics) -> None:
+        self.workdir = workdir
+        self.metrics = metrics
+
+    def _atomic(self, name: str, text: str) -> None:
+        tmp = self.workdir / (name + ".tmp")
+        tmp.write_text(text)
+        os.replace(tmp, self.workdir / name)
+
+    def save(self) -> None:
+        self._atomic(METRICS_FILE, self.metrics.model_dump_json())
+
+    def running(self, probe: str, records: tuple[str, ...] = ()) -> None:
+        self._atomic(PROGRESS_FILE, json.dumps({"probe": probe, "records": list(records) or [probe],
+                                                "started": time.time()}))
+
+
+def _say(msg: str) -> None:
+    # The parent shows this as progress; the user's own prints go to the same log.
+    print(f"[doctor] {msg}", file=sys.stderr, flush=True)
+
+
+def main(workdir: Path) -> int:
+    spec = CollectSpec.model_validate_json((workdir / SPEC_FILE).read_text())
+    metrics = Metrics(target=spec.target, seed=spec.seed, budget=spec.budget)
+    out = Writer(workdir, metrics)
+    t0 = time.perf_counter()
+    out.running("load")
+    out.save()
+
+    import torch  # noqa: PLC0415 - after the spec is read, so a bad spec fails fast
+
+    from doctor.collect.budget import BUDGETS
+    from doctor.collect.context import ForwardError, prepare
+    from doctor.collect.errors import error_record
+    from doctor.collect.probes import SkipProbe, registry
+    from doctor.collect.target import TargetError, load_target
+
+    if spec.device == "cuda" and not torch.cuda.is_available():
+        metrics.errors.append(ErrorRecord(kind="load", message="--device cuda was asked for, but CUDA is not available",
+                                          hint="Use --device auto or cpu."))
+        out.save()
+        return EXIT_USAGE
+    device = torch.device("cuda" if spec.device == "cuda" or (spec.device == "auto" and torch.cuda.is_available())
+                          else "cpu")
+    torch.manual_seed(spec.seed)
+
+    def fail(exc: BaseException, kind: str, what: str, hint: str = "", probe: str | None = None) -> None:
+        metrics.errors.append(error_record(exc, kind=kind, target_file=spec.target, what=what, hint=hint, probe=probe))
+
+    try:
+        setup = load_target(spec.target, spec.factory, device=str(device), seed=spec.seed)
+        out.running("prepare")
+        ctx = prepare(setup, metrics, BUDGETS[spec.budget], device, spec.seed)
+    except TargetError as exc:
+        if exc.cause is not None:
+            fail(exc.cause, exc.kind, str(exc), exc.hint)
+        else:
+            metrics.errors.append(ErrorRecord(kind=exc.kind, message=str(exc), hint=exc.hint))  # type: ignore[arg-type]
+    except ForwardError as exc:
+        fail(exc.cause, "forward", exc.what, "Run the model on one batch by hand to reproduce it; "
+             "check that the data's shape matches what the first layer expects.")
+    except Exception as exc:  # noqa: BLE001 - anything else the user's code raises while we set up
+        fail(exc, "load", "setting up the target failed")
+    if metrics.errors:
+        metrics.duration_s = time.perf_counter() - t0
+        out.save()
+        return EXIT_TARGET
+
+    ctx.checkpoint = out.save
+    for probe in registry():
+        if spec.static_only and probe.name != "static":
+            for name in probe.reported:
+                metrics.probes.append(ProbeRecord(name=name, status=ProbeStatus.skipped, reason="--static"))
+            continue
+        _say(f"probe {probe.name}")
+        out.running(probe.name, probe.reported)
+        start = time.perf_counter()
+        status, reason, sub = ProbeStatus.ran, "", {}
+        try:
+            sub = probe.run(ctx) or {}
+        except SkipProbe as exc:
+            status, reason = ProbeStatus.skipped, str(exc)
+        except TargetError as exc:
+            status, reason = ProbeStatus.failed, str(exc)
+            metrics.errors.append(ErrorRecord(kind="probe", message=f"probe {probe.name}: {exc}", hint=exc.hint,
+                                              probe=probe.name))
+        except Exception as exc:  # noqa: BLE001 - a probe failing must not take the others down
+            status = ProbeStatus.failed
+            hint = ""
+            if isinstance(exc, (MemoryError, torch.OutOfMemoryError)):
+                hint = "Out of memory: lower batch_size in the target, or use --device cpu."
+            fail(exc, "probe", f"probe {probe.name} failed", hint, probe=probe.name)
+            reason = metrics.errors[-1].message
+        took = time.perf_counter() - start
+        for name in probe.reported:
+            st, why = (ProbeStatus.skipped, sub[name]) if name in sub and status is ProbeStatus.ran else (status, reason)
+            rec = ProbeRecord(name=name, status=st, reason=why, duration_s=round(took, 3),
+                              location=None if not metrics.errors or metrics.errors[-1].probe != probe.name
+                              else (f"{metrics.errors[-1].file}:{metrics.errors[-1].line}"
+                                    if metrics.errors[-1].file else None))
+            metrics.probes.append(rec)
+        metrics.duration_s = time.perf_counter() - t0
+        out.save()
+    out.running("")
+    return EXIT_TARGET if metrics.errors else EXIT_OK
+
+
+if __name__ == "__main__":
+    sys.exit(main(Path(sys.argv[1])))

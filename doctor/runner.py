@@ -1,0 +1,107 @@
+"""Parent side of collection: run the collector in a child process under a time limit, keep what it saved.
+
+No torch here: the parent stays light, and a crash, hang or OOM in user code costs only the child.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import tempfile
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Callable, Optional
+
+from doctor.collect.spec import LOG_FILE, METRICS_FILE, PROGRESS_FILE, SPEC_FILE, CollectSpec
+from doctor.metrics import ErrorRecord, Metrics, ProbeRecord, ProbeStatus
+
+
+@dataclass
+class Collected:
+    metrics: Metrics
+    returncode: int  # the child's: 0 ok, 2 usage, 3 target error, negative: killed by a signal
+    log: str  # the child's stdout and stderr, the user's prints included
+    timed_out: bool = False
+
+
+def _read_json(path: Path) -> Optional[dict]:
+    try:
+        return json.loads(path.read_text())
+    except (OSError, ValueError):
+        return None
+
+
+def _signal_name(rc: int) -> str:
+    try:
+        return signal.Signals(-rc).name
+    except ValueError:
+        return f"signal {-rc}"
+
+
+def collect(spec: CollectSpec, timeout_s: float, *, progress: Callable[[str], None] = lambda _m: None) -> Collected:
+    """Run the collector on `spec`; always returns Metrics, with an ErrorRecord when the child failed."""
+    with tempfile.TemporaryDirectory(prefix="doctor-") as tmp:
+        work = Path(tmp)
+        (work / SPEC_FILE).write_text(spec.model_dump_json())
+        env = dict(os.environ, PYTHONUNBUFFERED="1", PYTHONFAULTHANDLER="1")
+        with open(work / LOG_FILE, "wb") as log:
+            child = subprocess.Popen(
+                [sys.executable, "-m", "doctor.collect.worker", str(work)],
+                stdin=subprocess.DEVNULL, stdout=log, stderr=log, env=env,
+                start_new_session=True,  # its own process group, so a kill takes its workers too
+            )
+            deadline = time.monotonic() + timeout_s
+            shown = ""
+            timed_out = False
+            while child.poll() is None:
+                state = _read_json(work / PROGRESS_FILE) or {}
+                if state.get("probe") and state["probe"] != shown:
+                    shown = state["probe"]
+                    progress(shown)
+                if time.monotonic() > deadline:
+                    timed_out = True
+                    try:
+                        os.killpg(child.pid, signal.SIGKILL)
+                    except ProcessLookupError:
+                        pass
+                    child.wait()
+                    break
+                time.sleep(0.05)
+        rc = child.returncode
+        raw = _read_json(work / METRICS_FILE)
+        metrics = Metrics.model_validate(raw) if raw else Metrics(target=spec.target, seed=spec.seed,
+                                                                  budget=spec.budget)
+        state = _read_json(work / PROGRESS_FILE) or {}
+        log_text = (work / LOG_FILE).read_text(errors="replace")
+
+    running = state.get("probe") or ""
+    records = state.get("records") or ([running] if running else [])
+    where = f" while running probe '{running}'" if running else ""
+    if timed_out:
+        metrics.errors.append(ErrorRecord(
+            kind="timeout", probe=running or None,
+            message=f"the collector did not finish within {timeout_s:g} s{where}; it was stopped",
+            hint="Something in the target may hang (a data loader waiting forever, an endless loop), or the model "
+                 "is slow for this budget: try --budget quick or a larger --timeout.",
+        ))
+    elif rc < 0 or (rc not in (0, 2, 3)):
+        died = f"died ({_signal_name(rc)})" if rc < 0 else f"exited with status {rc}"
+        tail = "\n".join(log_text.strip().splitlines()[-3:])
+        metrics.errors.append(ErrorRecord(
+            kind="crash", probe=running or None,
+            message=f"the collector process {died}{where}",
+            hint="A native crash (os.abort, a segfault in an extension, the OS killing it for memory) ends the "
+                 "process without a Python error; run with -v to see its log.",
+            traceback=tail,
+        ))
+    if (timed_out or rc < 0 or rc not in (0, 2, 3)) and running not in ("", "load", "prepare"):
+        done = {p.name for p in metrics.probes}
+        reason = metrics.errors[-1].message
+        for name in records:
+            if name not in done:
+                metrics.probes.append(ProbeRecord(name=name, status=ProbeStatus.failed, reason=reason))
+    return Collected(metrics=metrics, returncode=rc, log=log_text, timed_out=timed_out)
