@@ -174,14 +174,28 @@ def compile_expr(source: str, *, names_ok: NamesOk = CATALOGUE, params: Union[Co
         raise ExprError("empty expression", source=str(source))
     mangled_src, mangled = _mangle_keywords(source)
     try:
-        tree = ast.parse(mangled_src, mode="eval")
+        # Parenthesised so a YAML block (`when: |`) may span lines; columns on line 1 shift by one.
+        tree = ast.parse("(" + mangled_src + "\n)", mode="eval")
     except SyntaxError as e:
-        line = e.lineno or 1
-        col = max((e.offset or 1) - 1, 0)
+        lines = source.split("\n")
+        line, col = _unshift(e.lineno or 1, max((e.offset or 1) - 1, 0))
+        if line == 1 and (e.offset or 1) <= 1 and len(lines) == 1:
+            # the error blames the parentheses we added ("'(' was never closed"): ask without them
+            try:
+                ast.parse(mangled_src, mode="eval")
+            except SyntaxError as e1:
+                e, line, col = e1, 1, max((e1.offset or 1) - 1, 0)
+        if line > len(lines):  # at the closing parenthesis we added: the expression ended early
+            line, col = len(lines), len(lines[-1])
         raise ExprError(f"syntax error: {e.msg}", line=line, col=col, source=source) from None
     c = _Compiler(source, names_ok, params, mangled)
     fn, kind = c.compile(tree.body)
     return Expr(source=source, names=tuple(c.names), params=tuple(c.params), kind=kind, _fn=fn)
+
+
+def _unshift(line: int, col: int) -> tuple[int, int]:
+    """A position in the parenthesised source, as a position in the user's source."""
+    return line, (max(col - 1, 0) if line == 1 else col)
 
 
 def _mangle_keywords(source: str) -> tuple[str, dict[tuple[int, int], str]]:
@@ -230,8 +244,7 @@ class _Compiler:
     # -- errors ---------------------------------------------------------------------------------
 
     def error(self, node: ast.AST, message: str) -> ExprError:
-        line = getattr(node, "lineno", 1)
-        byte_col = getattr(node, "col_offset", 0)
+        line, byte_col = _unshift(getattr(node, "lineno", 1), getattr(node, "col_offset", 0))
         text = self.lines[line - 1] if 0 < line <= len(self.lines) else ""
         col = len(text.encode("utf-8")[:byte_col].decode("utf-8", errors="ignore"))
         return ExprError(message, line=line, col=col, source=self.source)
@@ -239,7 +252,7 @@ class _Compiler:
     # -- names ----------------------------------------------------------------------------------
 
     def _part(self, text: str, line: int, byte_col: int, node: ast.AST) -> str:
-        original = self.mangled.get((line, byte_col))
+        original = self.mangled.get(_unshift(line, byte_col))
         if original is not None:
             return original
         if text.startswith("__") and text.endswith("__"):
