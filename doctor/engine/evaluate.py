@@ -1,0 +1,171 @@
+"""Evaluate rules against a Metrics document: findings with their evidence and ranked causes.
+
+A rule is evaluated once (scope model), once per layer in forward order (scope layer) or once
+per class (scope class). A layer or class that lacks a metric the rule needs is passed over
+silently; a rule that could not be decided anywhere is *skipped* (with the reason: which
+metrics, from which probe, and why that probe did not run), never counted as passed.
+"""
+
+from __future__ import annotations
+
+from typing import Any, Iterator, Mapping, Optional
+
+from pydantic import BaseModel, Field
+
+from doctor.engine.expr import EvalError, Expr, Missing
+from doctor.engine.loader import Rule
+from doctor.metrics import CATALOGUE, Metrics, ProbeStatus, Value
+from doctor.report import Evidence, Finding, Location, RankedCause
+
+# Cause statuses, most likely first; ruled-out causes stay listed so the report can say why.
+CAUSE_ORDER = {"supported": 0, "possible": 1, "unknown": 2, "ruled_out": 3}
+
+
+class Judgement(BaseModel):
+    findings: list[Finding] = Field(default_factory=list)  # most severe first, then rule id, then forward order
+    evaluated: int = 0  # rules decided at least once (fired or passed)
+    passed: list[str] = Field(default_factory=list)  # ids of evaluated rules that did not fire
+    skipped: list[str] = Field(default_factory=list)  # "rule-id: reason" for rules that could not be decided
+
+
+class _Subject:
+    """Where a rule is evaluated: the whole model, one layer or one class."""
+
+    def __init__(self, rule: Rule, metrics: Metrics, local: Optional[Mapping[str, Value]] = None,
+                 context: Optional[dict[str, str]] = None, module: Optional[str] = None):
+        self.rule = rule
+        self.scalars = metrics.scalars
+        self.local = local
+        self.context = {"rule": rule.id, **(context or {})}
+        self.module = module
+
+    def lookup(self, name: str) -> Any:
+        d = CATALOGUE.get(name)
+        source = self.local if d is not None and d.scope != "model" else self.scalars
+        value = source.get(name) if source is not None else None
+        if value is None:
+            raise Missing(name)
+        return value
+
+    def get(self, name: str) -> Any:
+        """A message placeholder: context, param, or metric."""
+        if name in self.context:
+            return self.context[name]
+        if name in self.rule.params:
+            return self.rule.params[name]
+        return self.lookup(name)
+
+    def evidence(self, expr: Expr, *, with_missing: bool) -> list[Evidence]:
+        out = []
+        for name in expr.names:
+            try:
+                value = self.lookup(name)
+            except Missing:
+                if not with_missing:
+                    continue
+                value = None  # shown as "not measured"
+            d = CATALOGUE.get(name)
+            out.append(Evidence(name=name, value=value, unit=d.unit if d else ""))
+        return out
+
+
+def _subjects(rule: Rule, metrics: Metrics) -> Iterator[_Subject]:
+    if rule.scope == "layer":
+        for layer, values in metrics.layers.items():
+            ctx = {"layer": layer, "layer_type": metrics.layer_types.get(layer, "")}
+            yield _Subject(rule, metrics, values, ctx, module=layer)
+    elif rule.scope == "class":
+        for label, values in metrics.classes.items():
+            yield _Subject(rule, metrics, values, {"label": str(label)})
+    else:
+        yield _Subject(rule, metrics)
+
+
+def judge(rules: list[Rule], metrics: Metrics) -> "Judgement":
+    """Evaluate every rule; severity overrides are applied when rules load (see load_rules)."""
+    out = Judgement()
+    for rule in rules:
+        decided, fired = False, False
+        missing: dict[str, None] = {}
+        other_reason = ""
+        for subject in _subjects(rule, metrics):
+            try:
+                holds = bool(rule.when.evaluate(subject.lookup, rule.params))
+            except Missing as m:
+                for name in rule.when.names:
+                    try:
+                        subject.lookup(name)
+                    except Missing:
+                        missing[name] = None
+                other_reason = other_reason or m.reason
+                continue
+            except EvalError as e:
+                other_reason = other_reason or f"cannot evaluate `when`: {e}"
+                continue
+            decided = True
+            if holds:
+                fired = True
+                out.findings.append(_finding(rule, subject))
+        if decided:
+            out.evaluated += 1
+            if not fired:
+                out.passed.append(rule.id)
+        else:
+            out.skipped.append(f"{rule.id}: {_skip_reason(rule, metrics, list(missing), other_reason)}")
+    out.findings.sort(key=lambda f: (-f.severity.rank, f.rule))  # stable: forward order within a rule
+    return out
+
+
+def _finding(rule: Rule, subject: _Subject) -> Finding:
+    return Finding(
+        rule=rule.id,
+        symptom=rule.symptom,
+        severity=rule.severity,
+        message=rule.message.render(subject.get),
+        location=Location(module=subject.module),
+        evidence=subject.evidence(rule.when, with_missing=False),
+        charts=list(rule.spec.evidence),
+        causes=_rank_causes(rule, subject),
+        references=list(rule.spec.references),
+    )
+
+
+def _rank_causes(rule: Rule, subject: _Subject) -> list[RankedCause]:
+    ranked = []
+    for cause in rule.causes:
+        evidence: list[Evidence] = []
+        if cause.when is None:
+            status = "possible"
+        else:
+            try:
+                status = "supported" if cause.when.evaluate(subject.lookup, rule.params) else "ruled_out"
+            except (Missing, EvalError):
+                status = "unknown"
+            evidence = subject.evidence(cause.when, with_missing=(status == "unknown"))
+        ranked.append(RankedCause(id=cause.id, text=cause.text, fixes=list(cause.fixes), status=status, evidence=evidence))
+    ranked.sort(key=lambda c: CAUSE_ORDER[c.status])  # stable: file order within a status
+    return ranked
+
+
+def _skip_reason(rule: Rule, metrics: Metrics, missing: list[str], other: str) -> str:
+    if rule.scope == "layer" and not metrics.layers:
+        return "no per-layer metrics were measured"
+    if rule.scope == "class" and not metrics.classes:
+        return "no per-class metrics were measured"
+    if not missing:
+        return other or "not measured"
+    by_probe: dict[str, list[str]] = {}
+    for name in missing:
+        d = CATALOGUE.get(name)
+        by_probe.setdefault(d.probe if d else "", []).append(name)
+    scope_note = f" for any {rule.scope}" if rule.scope != "model" else ""
+    parts = []
+    for probe, names in by_probe.items():
+        text = f"{', '.join(names)} not measured{scope_note}"
+        rec = metrics.probe(probe) if probe else None
+        if rec is not None and rec.status != ProbeStatus.ran:
+            text += f" (probe {probe} {rec.status.value}" + (f": {rec.reason})" if rec.reason else ")")
+        elif probe:
+            text += f" (probe {probe})"
+        parts.append(text)
+    return "; ".join(parts)
