@@ -342,3 +342,27 @@ def test_builtin_rules_load():
         assert rule.source.stem == rule.id
         assert root in rule.source.parents
     assert len(rules) == len(list(root.rglob("*.yaml")))
+
+
+def test_class_scope_rule_with_keyword_metric_names(tmp_path):
+    text = edit("scope: model", "scope: class")
+    text = edit("when: grad.depth_ratio < ratio and static.depth >= min_depth", "when: class.count < min_depth", text)
+    text = edit('"Gradients at {grad.first_layer} are {grad.depth_ratio:.1e}x those at the output."',
+                '"Class {label} has {class.count:d} samples ({class.frac:.1%})."', text)
+    write(tmp_path, text)
+    [rule] = load_rules([tmp_path], builtin=False)
+    assert rule.when.names == ("class.count",)
+    assert [n for n, _ in rule.message.placeholders] == ["label", "class.count", "class.frac"]
+
+
+def test_explain_covers_the_doc(tmp_path):
+    from doctor.engine.explain import explain
+
+    write(tmp_path, GOOD)
+    [rule] = load_rules([tmp_path], builtin=False)
+    text = explain(rule)
+    for fragment in ["vanishing-gradients: Gradients vanish", "Why it matters", "A 20-layer MLP of sigmoids.",
+                     "grad.depth_ratio < ratio", "ratio = 0.001", "saturating-activations",
+                     "likely when: static.saturating_activations >= 3", "fix: Add residual connections",
+                     "monitoring guide, part 3", str(rule.source)]:
+        assert fragment in text
