@@ -260,3 +260,16 @@ def test_source_is_never_executed(tmp_path, monkeypatch):
 
 def test_nan_is_a_value_not_missing():
     assert ev("init.loss > 1", {"init.loss": math.nan}) is False
+
+
+def test_deep_nesting_is_refused_not_a_crash():
+    with pytest.raises(ExprError, match="nested more than"):
+        compile_expr("not " * 200 + "True")
+    with pytest.raises(ExprError, match="longer than"):
+        compile_expr("+".join(["1"] * 5000))
+    assert compile_expr("+".join(["1"] * 30)).evaluate(lookup({})) == 30
+
+
+def test_multiline_expression():
+    expr = compile_expr("init.loss > 1\nand init.nonfinite == False")
+    assert expr.evaluate(lookup({"init.loss": 2.0, "init.nonfinite": False})) is True

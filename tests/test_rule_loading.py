@@ -366,3 +366,8 @@ def test_explain_covers_the_doc(tmp_path):
                      "likely when: static.saturating_activations >= 3", "fix: Add residual connections",
                      "monitoring guide, part 3", str(rule.source)]:
         assert fragment in text
+
+
+def test_a_lone_path_is_not_iterated(tmp_path):
+    write(tmp_path, GOOD)
+    assert [r.id for r in load_rules(str(tmp_path), builtin=False)] == ["vanishing-gradients"]

@@ -158,10 +158,10 @@ def _skip_reason(rule: Rule, metrics: Metrics, missing: list[str], other: str) -
     for name in missing:
         d = CATALOGUE.get(name)
         by_probe.setdefault(d.probe if d else "", []).append(name)
-    scope_note = f" for any {rule.scope}" if rule.scope != "model" else ""
     parts = []
     for probe, names in by_probe.items():
-        text = f"{', '.join(names)} not measured{scope_note}"
+        per_entry = rule.scope != "model" and any(CATALOGUE[n].scope == rule.scope for n in names if n in CATALOGUE)
+        text = f"{', '.join(names)} not measured" + (f" for any {rule.scope}" if per_entry else "")
         rec = metrics.probe(probe) if probe else None
         if rec is not None and rec.status != ProbeStatus.ran:
             text += f" (probe {probe} {rec.status.value}" + (f": {rec.reason})" if rec.reason else ")")

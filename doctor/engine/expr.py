@@ -40,6 +40,9 @@ FUNCTIONS: dict[str, tuple[int, Optional[int]]] = {
     "min": (1, None),
 }
 
+MAX_DEPTH = 64
+MAX_SOURCE = 4000
+
 Lookup = Callable[[str], Any]
 NamesOk = Union[Collection[str], Callable[[str], Union[bool, str]]]
 
@@ -173,6 +176,8 @@ def compile_expr(source: str, *, names_ok: NamesOk = CATALOGUE, params: Union[Co
     if not isinstance(source, str) or not source.strip():
         raise ExprError("empty expression", source=str(source))
     mangled_src, mangled = _mangle_keywords(source)
+    if len(source) > MAX_SOURCE:
+        raise ExprError(f"expression longer than {MAX_SOURCE} characters", source=source)
     try:
         # Parenthesised so a YAML block (`when: |`) may span lines; columns on line 1 shift by one.
         tree = ast.parse("(" + mangled_src + "\n)", mode="eval")
@@ -238,6 +243,7 @@ class _Compiler:
             {k: _kind_of(v) for k, v in params.items()} if isinstance(params, Mapping) else {p: "any" for p in params}
         )
         self.mangled = mangled
+        self.depth = 0
         self.names: dict[str, None] = {}  # ordered set
         self.params: dict[str, None] = {}
 
@@ -312,6 +318,16 @@ class _Compiler:
     # -- nodes ----------------------------------------------------------------------------------
 
     def compile(self, node: ast.AST, *, list_ok: bool = False) -> tuple[Callable[[_Env], Any], str]:
+        # Nested closures recurse at evaluation; a bounded depth keeps that far from the stack limit.
+        self.depth += 1
+        if self.depth > MAX_DEPTH:
+            raise self.error(node, f"expression nested more than {MAX_DEPTH} levels deep")
+        try:
+            return self._compile(node, list_ok)
+        finally:
+            self.depth -= 1
+
+    def _compile(self, node: ast.AST, list_ok: bool) -> tuple[Callable[[_Env], Any], str]:
         if isinstance(node, ast.Constant):
             v = node.value
             if type(v) not in (int, float, str, bool, type(None)):
@@ -375,7 +391,7 @@ class _Compiler:
     def compare(self, node: ast.Compare) -> tuple[Callable[[_Env], Any], str]:
         left = self.compile(node.left)
         steps = []
-        prev_node, prev_kind = node.left, left[1]
+        prev_kind = left[1]
         for op, comp in zip(node.ops, node.comparators):
             fn = _CMPOPS.get(type(op))
             if fn is None:
@@ -385,7 +401,7 @@ class _Compiler:
             if isinstance(op, _ORDERING) and {prev_kind, rk} == {"text", "number"}:
                 raise self.error(comp, "cannot order text against a number")
             steps.append((fn, rf, op))
-            prev_node, prev_kind = comp, rk
+            prev_kind = rk
         lf = left[0]
 
         def run(env: _Env) -> bool:

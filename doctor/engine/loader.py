@@ -382,6 +382,8 @@ def load_rules(
     error|warning|info. Overrides naming an unknown rule or param are errors, as is a value of
     the wrong type. Raises RuleError listing every problem found.
     """
+    if isinstance(extra_dirs, (str, Path)):  # a lone path, not a list of its characters
+        extra_dirs = [extra_dirs]
     roots = ([rules_dir()] if builtin else []) + [Path(d) for d in extra_dirs]
     errors: list[RuleError] = []
     by_id: dict[str, Rule] = {}
