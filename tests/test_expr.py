@@ -273,3 +273,9 @@ def test_deep_nesting_is_refused_not_a_crash():
 def test_multiline_expression():
     expr = compile_expr("init.loss > 1\nand init.nonfinite == False")
     assert expr.evaluate(lookup({"init.loss": 2.0, "init.nonfinite": False})) is True
+
+
+def test_keyword_names_across_ragged_lines():
+    # a YAML block may indent continuation lines unevenly; names with keywords must still parse
+    expr = compile_expr("class.count < 5\n    and class.frac < 0.1\n  and class.count > 0")
+    assert expr.names == ("class.count", "class.frac")

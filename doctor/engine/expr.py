@@ -175,19 +175,20 @@ def compile_expr(source: str, *, names_ok: NamesOk = CATALOGUE, params: Union[Co
     """
     if not isinstance(source, str) or not source.strip():
         raise ExprError("empty expression", source=str(source))
-    mangled_src, mangled = _mangle_keywords(source)
     if len(source) > MAX_SOURCE:
         raise ExprError(f"expression longer than {MAX_SOURCE} characters", source=source)
+    # Parenthesised so a YAML block (`when: |`) may span lines, whatever its indentation;
+    # columns on line 1 shift by one (see _unshift).
+    wrapped, mangled = _mangle_keywords("(" + source + "\n)")
     try:
-        # Parenthesised so a YAML block (`when: |`) may span lines; columns on line 1 shift by one.
-        tree = ast.parse("(" + mangled_src + "\n)", mode="eval")
+        tree = ast.parse(wrapped, mode="eval")
     except SyntaxError as e:
         lines = source.split("\n")
         line, col = _unshift(e.lineno or 1, max((e.offset or 1) - 1, 0))
         if line == 1 and (e.offset or 1) <= 1 and len(lines) == 1:
             # the error blames the parentheses we added ("'(' was never closed"): ask without them
             try:
-                ast.parse(mangled_src, mode="eval")
+                ast.parse(_mangle_keywords(source)[0], mode="eval")
             except SyntaxError as e1:
                 e, line, col = e1, 1, max((e1.offset or 1) - 1, 0)
         if line > len(lines):  # at the closing parenthesis we added: the expression ended early
@@ -258,7 +259,7 @@ class _Compiler:
     # -- names ----------------------------------------------------------------------------------
 
     def _part(self, text: str, line: int, byte_col: int, node: ast.AST) -> str:
-        original = self.mangled.get(_unshift(line, byte_col))
+        original = self.mangled.get((line, byte_col))  # both in the parenthesised source
         if original is not None:
             return original
         if text.startswith("__") and text.endswith("__"):
