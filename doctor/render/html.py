@@ -1,0 +1,58 @@
+"""The self-contained HTML report: inline CSS and SVG charts, nothing fetched, no JavaScript."""
+
+from __future__ import annotations
+
+from markupsafe import Markup
+
+from doctor.metrics import CATALOGUE, ProbeStatus
+from doctor.render import figures, values
+from doctor.render.templating import environment, read_asset
+from doctor.report import Finding, Report
+
+CAUSE_LABEL = {"supported": "supported", "possible": "possible", "unknown": "not measured", "ruled_out": "ruled out"}
+
+
+def _finding_view(f: Finding, i: int, series: dict, cache: dict) -> dict:
+    figs, missing = figures.figures(f.charts, series, cache)
+    return {
+        "f": f,
+        "id": f"finding-{i + 1}",
+        "figures": [(fig, Markup(fig.svg)) for fig in figs],  # charts.py escapes everything it writes
+        "missing": missing,
+        "causes": [c for c in f.causes if c.status != "ruled_out"],
+        "ruled_out": [c for c in f.causes if c.status == "ruled_out"],
+        "fileline": values.fileline(f.location.file, f.location.line),
+        "subject": values.subject(f.location),
+    }
+
+
+def render_html(report: Report) -> str:
+    """Render `report` as one HTML page that opens offline."""
+    metrics = report.metrics
+    series = metrics.series if metrics else {}
+    cache: dict = {}
+    findings = [_finding_view(f, i, series, cache) for i, f in enumerate(values.ordered(report.findings))]
+    measured, _ = figures.figures(figures.all_names(series), series, cache)
+    probes = report.probes or (metrics.probes if metrics else [])
+    errors = report.errors or (metrics.errors if metrics else [])
+    probe_counts = {s.value: sum(1 for p in probes if p.status == s) for s in ProbeStatus}
+    tmpl = environment(True).get_template("html/report.html.j2")
+    return tmpl.render(
+        r=report,
+        counts=report.counts(),
+        findings=findings,
+        measured=[(fig, Markup(fig.svg)) for fig in measured],
+        probes=probes,
+        probe_counts=probe_counts,
+        errors=errors,
+        scalars=sorted(metrics.scalars.items()) if metrics else [],
+        catalogue=CATALOGUE,
+        layer_columns=sorted({k for v in (metrics.layers.values() if metrics else []) for k in v}),
+        layers=metrics.layers if metrics else {},
+        layer_types=metrics.layer_types if metrics else {},
+        seed=metrics.seed if metrics else None,
+        budget=metrics.budget if metrics else None,
+        cause_label=CAUSE_LABEL,
+        fileline=values.fileline,
+        css=Markup(read_asset("html/report.css")),
+    )

@@ -1,0 +1,153 @@
+"""The Markdown report: tables, unicode sparklines for curves, details blocks; no images, under 1 MiB."""
+
+from __future__ import annotations
+
+import math
+import re
+from typing import Optional, Sequence
+
+from doctor.metrics import ProbeStatus, Series
+from doctor.render import figures, values
+from doctor.render.charts import _finite, fmt
+from doctor.render.templating import environment
+from doctor.report import Report
+
+BARS = "▁▂▃▄▅▆▇█"
+MAX_BYTES = 1 << 20  # GitHub truncates comments and step summaries near this size
+MAX_ROWS = 200
+MAX_TRACE = 4000
+
+
+def sparkline(ys: Sequence[Optional[float]], *, log: bool = False, width: int = 48) -> str:
+    """One character per value (or per bucket of values); '×' marks non-finite, ' ' missing."""
+    if not ys:
+        return ""
+    k = max(1, math.ceil(len(ys) / width))
+    cells: list[Optional[float] | str] = []
+    for i in range(0, len(ys), k):
+        chunk = ys[i : i + k]
+        good = [v for v in chunk if _finite(v) and (v > 0 or not log)]
+        if good:
+            m = sum(good) / len(good)
+            cells.append(math.log10(m) if log else m)
+        elif any(v is not None for v in chunk):
+            cells.append("×")
+        else:
+            cells.append(None)
+    nums = [c for c in cells if isinstance(c, float) or isinstance(c, int)]
+    lo, hi = (min(nums), max(nums)) if nums else (0.0, 0.0)
+    out = []
+    for c in cells:
+        if c is None:
+            out.append(" ")
+        elif isinstance(c, str):
+            out.append(c)
+        else:
+            out.append(BARS[int((c - lo) / (hi - lo) * (len(BARS) - 1) + 0.5)] if hi > lo else BARS[3])
+    return "".join(out)
+
+
+def _plural(word: str) -> str:
+    if word.endswith("y") and not word.endswith(("ay", "ey", "oy")):
+        return word[:-1] + "ies"
+    return word + ("es" if word.endswith(("s", "x", "ch")) else "s")
+
+
+def _summary(name: str, s: Series) -> str:
+    pts = [(x, y) for x, y in zip(s.x, s.y) if _finite(y)]
+    if not pts:
+        return "no finite values"
+    ys = [y for _, y in pts]
+    bad = sum(1 for y in s.y if not _finite(y))
+    numeric = figures._numeric(s)
+    if numeric:
+        text = f"{fmt(ys[0])} → {fmt(ys[-1])}, min {fmt(min(ys))} over {len(s.y)} {_plural(s.x_label or 'point')}"
+    else:
+        top = max(pts, key=lambda p: p[1])
+        low = min(pts, key=lambda p: p[1])
+        text = f"{fmt(low[1])} ({low[0]}) … {fmt(top[1])} ({top[0]}) over {len(s.x)} {_plural(s.x_label or 'category')}"
+    if bad:
+        text += f", {bad} non-finite"
+    if s.reference is not None and math.isfinite(s.reference):
+        text += f"; {figures.reference_label(name, s.reference)}"
+    return text
+
+
+def _sparks(key: str, members: list[str], series: dict[str, Series], tabled: set[str], cache: dict) -> dict:
+    """A chart as text: one sparkline row per curve, and its values for a details table."""
+    ck = (key, tuple(members))
+    if ck in cache:  # several findings often chart the same long loss curve
+        return {**cache[ck], "table": None}
+    rows = []
+    log_forced = key in figures.FORCE_LOG
+    for m in members:
+        s = series[m]
+        log = s.log_y or log_forced
+        if not log and not figures._numeric(s):
+            pos = [y for y in s.y if _finite(y) and y > 0]
+            log = len(pos) >= 2 and max(pos) / min(pos) > 100
+        rows.append({"label": figures.LEGEND.get(m, m), "spark": sparkline(s.y, log=log), "summary": _summary(m, s) + (" (log scale)" if log else "")})
+    width = max(len(r["label"]) for r in rows)
+    for r in rows:
+        r["label"] = r["label"].ljust(width)
+    first = series[members[0]]
+    table = None
+    if not figures._numeric(first) and key not in tabled:  # each values table once per report
+        tabled.add(key)
+        thr = figures.THRESHOLDS.get(key)
+        table = {
+            "x_label": first.x_label or "name",
+            "y_label": first.y_label or "value",
+            "rows": [(str(x), fmt(y) if y is not None else "n/a", thr is not None and _finite(y) and y > thr) for x, y in zip(first.x, first.y)][:MAX_ROWS],
+            "more": max(0, len(first.x) - MAX_ROWS),
+            "threshold": thr,
+        }
+    cache[ck] = {"title": figures.TITLES.get(key, key), "rows": rows, "table": table}
+    return cache[ck]
+
+
+def _md(s: object) -> str:
+    """Escape text for Markdown prose: no raw HTML gets through."""
+    return str(s).replace("&", "&amp;").replace("<", "&lt;").replace(">", "&gt;")
+
+
+def _cell(s: object) -> str:
+    return _md(s).replace("|", "\\|").replace("\n", " ")
+
+
+def _code(s: object) -> str:
+    """An inline code span that survives backticks and pipes in the text (table-safe)."""
+    text = str(s).replace("\n", " ").replace("|", "\\|")
+    fence = "`" * (max((len(run) for run in re.findall("`+", text)), default=0) + 1)
+    pad = " " if text.startswith("`") or text.endswith("`") else ""
+    return f"{fence}{pad}{text}{pad}{fence}"
+
+
+def render_markdown(report: Report, *, details: bool = True) -> str:
+    """Render `report` as GitHub-flavoured Markdown."""
+    series = report.metrics.series if report.metrics else {}
+    findings = []
+    tabled: set[str] = set()
+    cache: dict = {}
+    for f in values.ordered(report.findings):
+        groups, missing = figures.plan(f.charts, series)
+        findings.append({"f": f, "subject": values.subject(f.location), "charts": [_sparks(k, m, series, tabled, cache) for k, m in groups], "missing": missing})
+    groups, _ = figures.plan(figures.all_names(series), series)
+    probes = report.probes
+    env = environment(False)
+    env.filters.update(md=_md, cell=_cell, code=_code)
+    text = env.get_template("markdown/report.md.j2").render(
+        r=report,
+        counts=report.counts(),
+        findings=findings,
+        measured=[_sparks(k, m, series, tabled, cache) for k, m in groups],
+        probes=probes,
+        probe_counts={s.value: sum(1 for p in probes if p.status == s) for s in ProbeStatus},
+        fileline=values.fileline,
+        details=details,
+        max_trace=MAX_TRACE,
+    )
+    text = re.sub(r"\n{3,}", "\n\n", text)  # template conditionals leave runs of blank lines
+    if details and len(text.encode()) > MAX_BYTES:
+        return render_markdown(report, details=False)  # drop the value tables rather than be cut off mid-page
+    return text

@@ -1,0 +1,116 @@
+"""The terminal report: findings most severe first, causes and fixes, probes, errors, one summary line."""
+
+from __future__ import annotations
+
+from doctor.metrics import ProbeStatus
+from doctor.render import values
+from doctor.report import Evidence, Finding, Report
+
+_SEV = {"error": "31;1", "warning": "33;1", "info": "36"}
+_CAUSE = {"supported": ("supported", "32"), "possible": ("possible", "0"), "unknown": ("unknown", "2"), "ruled_out": ("ruled out", "2")}
+_PROBE = {"ran": "32", "skipped": "33", "failed": "31;1"}
+
+
+class _Paint:
+    def __init__(self, on: bool):
+        self.on = on
+
+    def __call__(self, code: str, s: str) -> str:
+        return f"\x1b[{code}m{s}\x1b[0m" if self.on and code != "0" else s
+
+
+def _ev(items: list[Evidence]) -> str:
+    return ", ".join(f"{e.name} = {values.show(e.value, e.unit)}" for e in items)
+
+
+def _where(f: Finding) -> str:
+    fl = values.fileline(f.location.file, f.location.line)
+    mod = values.subject(f.location)
+    return f"{mod} ({fl})" if mod and fl else mod or fl
+
+
+def _finding(f: Finding, widths: tuple[int, int], p: _Paint, verbose: bool) -> list[str]:
+    where = _where(f)
+    sev = p(_SEV[f.severity.value], f.severity.value.ljust(7))
+    head = f"{sev}  {p('1', f.rule.ljust(widths[0]))}  {where.ljust(widths[1]) + '  ' if widths[1] else ''}{f.message}"
+    out = [head.rstrip()]
+    pad = " " * 9
+    if f.evidence:
+        out.append(f"{pad}{p('2', 'evidence:')} {_ev(f.evidence)}")
+    for c in f.causes:
+        label, code = _CAUSE[c.status]
+        if c.status == "ruled_out":
+            why = f" ({_ev(c.evidence)})" if c.evidence else ""
+            out.append(p("2", f"{pad}- ruled out  {c.text}{why}"))
+            continue
+        mark = "+" if c.status == "supported" else "?" if c.status == "possible" else "~"
+        out.append(f"{pad}{p(code, f'{mark} {label:<9}')}  {c.text}" + (f"  [{_ev(c.evidence)}]" if c.evidence and verbose else ""))
+        for fix in c.fixes:
+            out.append(f"{pad}  {' ' * 11}{p('32', '->')} {fix}")
+    return out
+
+
+def render_text(report: Report, *, color: bool = False, verbose: bool = False) -> str:
+    """Render `report` for a terminal; ANSI colour only when `color` is true."""
+    p = _Paint(color)
+    findings = values.ordered(report.findings)
+    lines: list[str] = []
+    title = f"doctor {report.version}".rstrip() + (f" — {report.target}" if report.target else "")
+    lines.append(p("1", title))
+    s = report.setup
+    parts = [x for x in (s.model_class, s.task, s.loss, s.optimizer, f"batch {s.batch_size}" if s.batch_size else "") if x]
+    setup = ", ".join(parts + [s.device])
+    if parts:  # a bare "cpu" says nothing when the target never loaded
+        lines.append(p("2", f"setup: {setup}"))
+    if s.defaults_used:
+        lines.append(p("2", "defaults: " + "; ".join(s.defaults_used)))
+    lines.append("")
+    if findings:
+        widths = (max(len(f.rule) for f in findings), min(48, max(len(_where(f)) for f in findings)))
+        for f in findings:
+            lines += _finding(f, widths, p, verbose)
+            lines.append("")
+    else:
+        lines += ["No findings." if report.status.value != "failed" else "No findings (the check did not complete).", ""]
+
+    probes = report.probes
+    if probes:
+        ran = [x for x in probes if x.status == ProbeStatus.ran]
+        lines.append(p("1", "Probes"))
+        if verbose:
+            show = probes
+        else:
+            show = [x for x in probes if x.status != ProbeStatus.ran]
+            if ran:
+                lines.append(f"  {p(_PROBE['ran'], 'ran'):<7}  " + ", ".join(f"{x.name} ({values.duration(x.duration_s)})" for x in ran))
+        for x in show:
+            st = p(_PROBE[x.status.value], x.status.value.ljust(7))
+            reason = x.reason or ", ".join(x.measures)
+            loc = f" ({x.location})" if x.location else ""
+            lines.append(f"  {st}  {x.name}" + (f": {reason}{loc}" if reason or loc else ""))
+        lines.append("")
+
+    if report.errors:
+        lines.append(p("1", "Errors"))
+        for e in report.errors:
+            where = values.fileline(e.file, e.line)
+            lines.append(f"  {p('31;1', e.kind)}" + (f" [{e.probe}]" if e.probe else "") + (f" {where}" if where else "") + f": {e.message}")
+            if e.hint:
+                lines.append(f"    hint: {e.hint}")
+            if verbose and e.traceback:
+                lines += ["    " + t for t in e.traceback.rstrip().splitlines()]
+        lines.append("")
+
+    c = report.counts()
+    pc = {st: sum(1 for x in probes if x.status == st) for st in ProbeStatus}
+    summary = (
+        f"{values.plural(c['error'], 'error')}, {values.plural(c['warning'], 'warning')}, {c['info']} info — "
+        f"{pc[ProbeStatus.ran]} probes ran, {pc[ProbeStatus.skipped]} skipped"
+        + (f", {pc[ProbeStatus.failed]} failed" if pc[ProbeStatus.failed] else "")
+        + f" (took {report.duration_s:.1f} s)"
+    )
+    if report.status.value == "failed":
+        summary = "FAILED: " + summary
+    code = "31;1" if c["error"] or report.status.value == "failed" else "33;1" if c["warning"] else "32"
+    lines.append(p(code, summary))
+    return "\n".join(lines) + "\n"
