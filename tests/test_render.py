@@ -369,5 +369,5 @@ def test_unknown_format_is_a_clear_error(report: Report) -> None:
 def test_class_scoped_finding_names_its_class(report: Report) -> None:
     r = report.model_copy(deep=True)
     r.findings[0].location = Location(label="9")
-    assert "class-imbalance  class 9" in render_text(r)
+    assert re.search(r"^info +class-imbalance +class 9 ", render_text(r), re.M)
     assert "<code>class 9</code>" in _cards(render(r, "html"))["class-imbalance"]
