@@ -166,7 +166,7 @@ def cmd_rules(args: argparse.Namespace) -> int:
     rules = _load_rules(args.rules_dir)
     width = max((len(r.id) for r in rules), default=4)
     for r in rules:
-        print(f"{r.id:<{width}}  {r.severity:<7}  {r.symptom:<22}  {r.title}")
+        print(f"{r.id:<{width}}  {r.severity.value:<7}  {r.symptom:<22}  {r.title}")
     return ExitCode.OK
 
 
@@ -198,3 +198,6 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
     except KeyboardInterrupt:
         _err("doctor: interrupted")
         return 130
+    except BrokenPipeError:  # `doctor rules | head`: the reader left, nothing more to say
+        sys.stderr.close()
+        return ExitCode.OK

@@ -24,6 +24,7 @@ class Severity(str, Enum):
 
 class Location(BaseModel):
     module: Optional[str] = None  # module path in the model, e.g. "layer1.0.relu"
+    label: Optional[str] = None  # the class, for class-scoped findings
     file: Optional[str] = None
     line: Optional[int] = None
 

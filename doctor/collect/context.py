@@ -72,6 +72,7 @@ class Context:
     val_held_out: bool  # validation batches were held out of the training data
     layer_order: list[str]
     train_loader: Any = None
+    broken: Optional[ForwardError] = None  # the forward or loss raised: only data probes can run
     init_state: dict[str, torch.Tensor] = field(default_factory=dict)
     checkpoint: Callable[[], None] = lambda: None
 
@@ -143,25 +144,31 @@ def prepare(setup: TrainingSetup, metrics: Metrics, budget: Budget, device: torc
     def run_forward() -> None:
         holder["out"] = model_output(model, x0)
 
+    broken: Optional[ForwardError] = None
+    out: Optional[torch.Tensor] = None
+    order: list[str] = []
     try:
         order = forward_order(model, run_forward)
+        out = holder["out"]
     except TargetError:
         raise
     except Exception as exc:  # noqa: BLE001 - the user's forward may raise anything
-        raise ForwardError(f"the model's forward pass on a batch of shape {tuple(x0.shape)} raised", exc) from exc
-    out = holder["out"]
-    if out.dim() == 0:
+        broken = ForwardError(f"the model's forward pass on a batch of shape {tuple(x0.shape)} raised", exc)
+    if out is not None and out.dim() == 0:
         raise TargetError("the model returned a scalar; doctor needs one output row per sample", kind="forward")
-    num_outputs = int(out.shape[-1]) if out.dim() > 1 else 1
+    num_outputs = (int(out.shape[-1]) if out.dim() > 1 else 1) if out is not None else 0
 
     if synthetic:
+        if out is None:
+            assert broken is not None
+            raise broken
         task = setup.task or datamod.infer_task(setup.loss_fn, None, num_outputs)
         if setup.task is None and setup.loss_fn is None and num_outputs > 1:
             task = "classification"
         y = _synthetic_targets(out, task, num_outputs, seed)
         train_batches = [(x0, y)]
     else:
-        task = setup.task or datamod.infer_task(setup.loss_fn, y0, num_outputs)
+        task = setup.task or datamod.infer_task(setup.loss_fn, y0, num_outputs or None)
 
     loss_fn = setup.loss_fn
     if loss_fn is None:
@@ -174,13 +181,17 @@ def prepare(setup: TrainingSetup, metrics: Metrics, budget: Budget, device: torc
     ctx = Context(setup=setup, metrics=metrics, budget=budget, device=device, seed=seed, loss_fn=loss_fn, task=task,
                   num_outputs=num_outputs, train_batches=train_batches, val_batches=val_batches, synthetic=synthetic,
                   val_held_out=val_held_out, layer_order=order, train_loader=train_loader)
-    try:
-        ctx.compute_loss(out, train_batches[0][1])
-    except TargetError:
-        raise
-    except Exception as exc:  # noqa: BLE001
-        raise ForwardError(f"the loss ({_loss_name(loss_fn)}) on the model's output of shape {tuple(out.shape)} "
-                           f"and targets of shape {tuple(train_batches[0][1].shape)} raised", exc) from exc
+    if out is not None:
+        try:
+            ctx.compute_loss(out, train_batches[0][1])
+        except TargetError:
+            raise
+        except Exception as exc:  # noqa: BLE001
+            broken = ForwardError(
+                f"the loss ({_loss_name(loss_fn)}) on the model's output of shape {tuple(out.shape)} "
+                f"and targets of shape {tuple(train_batches[0][1].shape)} raised", exc)
+    # Probes that run the model are skipped when it cannot run; the data probes still explain why.
+    ctx.broken = broken
     ctx.init_state = copy.deepcopy(model.state_dict())
 
     opt = ctx.make_optimizer(model)

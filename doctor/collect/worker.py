@@ -16,6 +16,8 @@ from doctor.collect.spec import METRICS_FILE, PROGRESS_FILE, SPEC_FILE, CollectS
 from doctor.metrics import ErrorRecord, Metrics, ProbeRecord, ProbeStatus
 
 EXIT_OK, EXIT_USAGE, EXIT_TARGET = 0, 2, 3
+_FORWARD_HINT = ("Run the model and loss on one batch by hand to reproduce it; check that the data's shape and "
+                 "dtype match what the first layer expects, and the targets what the loss expects.")
 
 
 class Writer:
@@ -81,8 +83,7 @@ def main(workdir: Path) -> int:
         else:
             metrics.errors.append(ErrorRecord(kind=exc.kind, message=str(exc), hint=exc.hint))  # type: ignore[arg-type]
     except ForwardError as exc:
-        fail(exc.cause, "forward", exc.what, "Run the model on one batch by hand to reproduce it; "
-             "check that the data's shape matches what the first layer expects.")
+        fail(exc.cause, "forward", exc.what, _FORWARD_HINT)
     except Exception as exc:  # noqa: BLE001 - anything else the user's code raises while we set up
         fail(exc, "load", "setting up the target failed")
     if metrics.errors:
@@ -91,7 +92,14 @@ def main(workdir: Path) -> int:
         return EXIT_TARGET
 
     ctx.checkpoint = out.save
+    if ctx.broken is not None:
+        fail(ctx.broken.cause, "forward", ctx.broken.what, _FORWARD_HINT)
     for probe in registry():
+        if ctx.broken is not None and probe.needs_model:
+            for name in probe.reported:
+                metrics.probes.append(ProbeRecord(name=name, status=ProbeStatus.skipped,
+                                                  reason="the model's forward pass or loss raised (see the error)"))
+            continue
         if spec.static_only and probe.name != "static":
             for name in probe.reported:
                 metrics.probes.append(ProbeRecord(name=name, status=ProbeStatus.skipped, reason="--static"))

@@ -122,7 +122,7 @@ def _finding(rule: Rule, subject: _Subject) -> Finding:
         symptom=rule.symptom,
         severity=rule.severity,
         message=rule.message.render(subject.get),
-        location=Location(module=subject.module),
+        location=Location(module=subject.module, label=subject.context.get("label")),
         evidence=subject.evidence(rule.when, with_missing=False),
         charts=list(rule.spec.evidence),
         causes=_rank_causes(rule, subject),

@@ -20,6 +20,7 @@ class Probe:
     doc: str
     run: Callable[..., Optional[dict[str, str]]]  # (ctx) -> {record name: skip reason} for sub-records
     needs_data: bool = False
+    needs_model: bool = True  # False: it can run when the model's forward or loss raises
     records: tuple[str, ...] = ()  # names it reports under, when one burst measures several things
     cost: str = ""  # what it spends, in steps or samples, per budget
 

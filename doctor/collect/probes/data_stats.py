@@ -152,8 +152,10 @@ def _class_stats(ctx, y: torch.Tensor, upper: int) -> None:
     sc = ctx.metrics.scalars
     if y.numel() == 0:
         return
-    out_of_range = int(((y < 0) | (y >= upper)).sum())
-    sc["data.labels_out_of_range"] = out_of_range
+    if upper <= 0:  # the forward failed, so the output size is unknown: count what is there
+        upper = int(y.max()) + 1 if int(y.max()) >= 0 else 1
+    else:
+        sc["data.labels_out_of_range"] = int(((y < 0) | (y >= upper)).sum())
     sc["data.label_min"] = int(y.min())
     sc["data.label_max"] = int(y.max())
     valid = y[(y >= 0)]
@@ -179,4 +181,4 @@ def _class_stats(ctx, y: torch.Tensor, upper: int) -> None:
 
 
 PROBE = Probe(name="data_stats", doc="Input scale per feature, NaN/Inf, class counts, labels against outputs.",
-              run=run, needs_data=True, cost="2k / 8k / 50k samples (quick / standard / deep), no steps")
+              run=run, needs_model=False, needs_data=True, cost="2k / 8k / 50k samples (quick / standard / deep), no steps")
