@@ -171,23 +171,40 @@ def _hline(out: list[str], y: float, x0: float, x1: float, label: str, color: st
         )
 
 
-def _legend(out: list[str], items: list[tuple[str, str, str, str]], right: float, y: float) -> None:
-    """Legend entries (label, colour, dash, kind) laid right to left so they end at `right`."""
-    x = right
-    for label, color, dash, kind in reversed(items):
-        x -= _text_w(label, 10.5) + 4
-        out.append(f'<text x="{_c(x)}" y="{_c(y + 4)}" font-size="10.5" fill="{INK}">{_e(label)}</text>')
-        if kind == "box":
-            out.append(f'<rect x="{_c(x - 14)}" y="{_c(y - 4)}" width="10" height="10" rx="1.5" fill="{color}"/>')
-            x -= 26
-        else:
-            d = f' stroke-dasharray="{dash}"' if dash else ""
-            out.append(f'<line x1="{_c(x - 24)}" x2="{_c(x - 4)}" y1="{_c(y)}" y2="{_c(y)}" stroke="{color}" stroke-width="2"{d}/>')
-            x -= 36
+def _legend(out: list[str], items: list[tuple[str, str, str, str]], title: str, width: float) -> float:
+    """Draw legend entries (label, colour, dash, "box"|"line"); return where the plot may start.
 
+    On the title's row, right-aligned, when they fit; otherwise in as many rows as they need under it.
+    """
+    def item_w(it: tuple[str, str, str, str]) -> float:
+        return (14 if it[3] == "box" else 24) + _text_w(it[0], 10.5)
 
-def _legend_width(items: list[tuple[str, str, str, str]]) -> float:
-    return sum(_text_w(i[0], 10.5) + 4 + (26 if i[3] == "box" else 36) for i in items)
+    gap = 12.0
+    total = sum(item_w(it) for it in items) + gap * (len(items) - 1)
+    if _text_w(title, 12.5) + 24 + total <= width - 14:
+        rows, x, y = [(width - 14 - total, 11.0, items)], 0.0, 0.0
+    else:
+        rows, row, x = [], [], 0.0
+        for it in items:
+            if row and x + item_w(it) > width - 18:
+                rows.append(row)
+                row, x = [], 0.0
+            row.append(it)
+            x += item_w(it) + gap
+        rows.append(row)
+        rows = [(4.0, 32.0 + 15 * i, r) for i, r in enumerate(rows)]
+    for x, y, row in rows:
+        for label, color, dash, kind in row:
+            if kind == "box":
+                out.append(f'<rect x="{_c(x)}" y="{_c(y - 5)}" width="10" height="10" rx="1.5" fill="{color}"/>')
+                tx = x + 14
+            else:
+                d = f' stroke-dasharray="{dash}"' if dash else ""
+                out.append(f'<line x1="{_c(x)}" x2="{_c(x + 20)}" y1="{_c(y)}" y2="{_c(y)}" stroke="{color}" stroke-width="2"{d}/>')
+                tx = x + 24
+            out.append(f'<text x="{_c(tx)}" y="{_c(y + 4)}" font-size="10.5" fill="{INK}">{_e(label)}</text>')
+            x = tx + _text_w(label, 10.5) + gap
+    return 30.0 if rows[0][1] == 11.0 else rows[-1][1] + 16
 
 
 def empty_chart(title: str, note: str = "no data") -> str:
@@ -227,17 +244,26 @@ def line_chart(
     title: str,
     *,
     reference_label: Optional[str] = None,
+    y_range: Optional[tuple[float, float]] = None,
     width: float = 560,
     height: float = 270,
 ) -> str:
-    """One or more curves over a numeric x, with axes, legend, a reference line and non-finite markers."""
+    """One or more curves over a numeric x, with axes, legend, a reference line and non-finite markers.
+
+    The y axis is log when a series asks for it or when positive values span more than three
+    decades (a loss that blows up to 1e18 before turning NaN); `y_range` widens the linear axis
+    to at least that span (accuracy on 0..1, so a flat 0.27 does not fill the chart).
+    """
     curves = []
     for name, s in series_list:
         pts = [(float(x), y) for x, y in zip(s.x, s.y) if _finite(x)]
         curves.append((name, s, pts))
     if not any(_finite(y) for _, _, pts in curves for _, y in pts):
         return empty_chart(title, "no finite values to plot")
-    log = any(s.log_y for _, s, _ in curves)
+    finite_all = [y for _, _, pts in curves for _, y in pts if _finite(y)]
+    log = any(s.log_y for _, s, _ in curves) or (
+        min(finite_all) > 0 and max(finite_all) / min(finite_all) > 1e3 and y_range is None
+    )
     refs = [s.reference for _, s, _ in curves if _finite(s.reference)]
     ref = refs[0] if refs else None
 
@@ -252,6 +278,8 @@ def line_chart(
     if log:
         ylo, yhi, yt = _log_ticks(min(vals), max(vals))
     else:
+        if y_range is not None:
+            vals += list(y_range)
         ylo, yhi, raw, step = _linear_ticks(min(vals), max(vals))
         yt = [(t, _tick_label(t, step)) for t in raw]
     # Learning rates and similar sweeps span decades on x; steps (integers) never go log.
@@ -274,9 +302,9 @@ def line_chart(
         for i, (name, _, pts) in enumerate(curves)
     ]
     show_legend = len(curves) > 1 or legend[0][0] != curves[0][0]
-    top = 30.0
-    if show_legend and _text_w(title, 12.5) + _legend_width(legend) + 24 > width:
-        top = 46.0  # legend on its own row
+    legend_svg: list[str] = []
+    top = _legend(legend_svg, legend, title, width) if show_legend else 30.0
+    height += top - 30  # extra legend rows add height rather than squeeze the plot
     x0, x1 = ml, width - 14
     y0, y1 = height - 40, top
     xs_ = _Scale(xlo, xhi, x0, x1, log_x)
@@ -344,8 +372,7 @@ def line_chart(
             f'<text x="{_c(tx)}" y="{_c(y0 - 6)}" text-anchor="{anchor}" fill="{HIGH}" font-size="10.5" font-weight="600" '
             f'stroke="#fff" stroke-width="3" paint-order="stroke">{_e(lab)}</text>'
         )
-    if show_legend:
-        _legend(out, legend, width - 14, 11 if top == 30 else 32)
+    out += legend_svg
     out.append("</svg>")
     return "".join(out)
 
@@ -360,7 +387,7 @@ def bar_chart(
     *,
     threshold_label: Optional[str] = None,
     log: Optional[bool] = None,
-    plot_height: float = 180,
+    plot_height: float = 200,
 ) -> str:
     """Values over named categories (layers, classes); log axis when they span decades; threshold colouring."""
     names = [str(x) for x in series.x]
@@ -392,9 +419,10 @@ def bar_chart(
         ylo, yhi, raw, step = _linear_ticks(lo, hi)
         yt = [(t, _tick_label(t, step)) for t in raw]
 
-    # Width grows with the number of categories, so ~90 layers still get a readable label each;
-    # past that every other label is shown and each bar keeps its full name in a tooltip.
-    pitch = 56.0 if n <= 8 else 36.0 if n <= 16 else 22.0 if n <= 40 else 12.0
+    # Width grows with the number of categories up to a page's width: slanted labels for up to
+    # ~60 layers, upright ones to ~90, then every other label, each bar keeping its full name
+    # in a tooltip.
+    pitch = 56.0 if n <= 8 else 36.0 if n <= 16 else 22.0
     plot_w = min(1080.0, max(400.0, n * pitch))
     pitch = plot_w / n
     labels = [_truncate(s) for s in names]
@@ -414,9 +442,8 @@ def bar_chart(
         (f"> {fmt(threshold)}", HIGH, "", "box"), (f"≤ {fmt(threshold)}", LOW, "", "box"),
         (threshold_label or f"threshold {fmt(threshold)}", INK, "5 4", "line"),
     ] if threshold is not None else []
-    top = 30.0
-    if legend and _text_w(title, 12.5) + _legend_width(legend) + 24 > width:
-        top = 46.0  # legend on its own row
+    legend_svg: list[str] = []
+    top = _legend(legend_svg, legend, title, width) if legend else 30.0
     # The plot area keeps its height whatever the labels below it need.
     height = top + plot_height + mb
     y0, y1 = top + plot_height, top
@@ -465,7 +492,6 @@ def bar_chart(
     if threshold is not None and (threshold > 0 or not log):
         # Labelled in the legend, not on the line, where it would collide with bar values.
         _hline(out, ys_(threshold), x0, x1, "", INK)
-    if legend:
-        _legend(out, legend, width - 14, 11 if top == 30 else 32)
+    out += legend_svg
     out.append("</svg>")
     return "".join(out)

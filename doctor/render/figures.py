@@ -20,6 +20,7 @@ LEGEND = {
     "loss.train_eval": "train (eval mode)",
     "acc.train": "train",
     "acc.val": "validation",
+    "grad.total_norm": "global norm",
 }
 TITLES = {
     "loss": "Loss",
@@ -32,6 +33,7 @@ TITLES = {
     "data.class_counts": "Training samples per class",
     "init.loss": "Initial loss against expected",
 }
+Y_RANGES = {"acc": (0.0, 1.0)}  # accuracy reads against the whole 0..1 scale
 THRESHOLDS = {"act.dead_frac_by_layer": 0.5, "act.saturated_frac_by_layer": 0.5}
 # Per-layer gradients span decades in any deep net; a linear axis would show one bar and zeros.
 FORCE_LOG = {"grad.norm_by_layer", "grad.rms_by_layer"}
@@ -87,7 +89,7 @@ def draw(key: str, members: list[str], available: dict[str, Series]) -> str:
         lines = [(LEGEND.get(m, m), available[m]) for m in members if _numeric(available[m])]
         ref = next((s.reference for _, s in lines if s.reference is not None), None)
         label = reference_label(members[0], ref) if ref is not None and math.isfinite(ref) else None
-        return charts.line_chart(lines, title, reference_label=label)
+        return charts.line_chart(lines, title, reference_label=label, y_range=Y_RANGES.get(key))
     thr = THRESHOLDS.get(key)
     # Fractions compared with a threshold read on a linear 0..1 axis, whatever their spread.
     log = True if key in FORCE_LOG else False if thr is not None else None

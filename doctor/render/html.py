@@ -33,8 +33,7 @@ def render_html(report: Report) -> str:
     cache: dict = {}
     findings = [_finding_view(f, i, series, cache) for i, f in enumerate(values.ordered(report.findings))]
     measured, _ = figures.figures(figures.all_names(series), series, cache)
-    probes = report.probes or (metrics.probes if metrics else [])
-    errors = report.errors or (metrics.errors if metrics else [])
+    probes, errors = report.probes, report.errors  # the Report's, so every format counts the same
     probe_counts = {s.value: sum(1 for p in probes if p.status == s) for s in ProbeStatus}
     tmpl = environment(True).get_template("html/report.html.j2")
     return tmpl.render(
