@@ -280,7 +280,11 @@ def line_chart(
     else:
         if y_range is not None:
             vals += list(y_range)
-        ylo, yhi, raw, step = _linear_ticks(min(vals), max(vals))
+        # A little air above and below, so a reference line at the data's edge is not lost in the axis.
+        lo_v, hi_v = min(vals), max(vals)
+        pad = (hi_v - lo_v) * 0.04
+        lo_p = max(lo_v - pad, 0.0) if lo_v >= 0 else lo_v - pad
+        ylo, yhi, raw, step = _linear_ticks(lo_p, hi_v + pad)
         yt = [(t, _tick_label(t, step)) for t in raw]
     # Learning rates and similar sweeps span decades on x; steps (integers) never go log.
     log_x = min(xs_all) > 0 and max(xs_all) / min(xs_all) >= 1e3 and any(x != int(x) for x in xs_all)
@@ -289,6 +293,9 @@ def line_chart(
         xt = [(t, lab) for t, lab in xlt if xlo <= t <= xhi]
     else:
         xlo, xhi, xraw, xstep = _linear_ticks(min(xs_all), max(xs_all), 6)
+        if xstep < 1 and all(x == int(x) for x in xs_all):  # batches and steps: no "1.5" ticks
+            xlo, xhi, xstep = float(min(xs_all)), float(max(max(xs_all), min(xs_all) + 1)), 1.0
+            xraw = [float(t) for t in range(int(xlo), int(xhi) + 1)]
         if min(xs_all) >= 0 and xlo < 0:
             xlo = 0.0
         xt = [(t, _tick_label(t, xstep)) for t in xraw if xlo <= t <= xhi]
