@@ -23,6 +23,7 @@ CHAR_W = 0.6  # average glyph width in em, for layout estimates (no font metrics
 FONT_FAMILY = "system-ui,-apple-system,'Segoe UI',Roboto,'Helvetica Neue',Arial,sans-serif"
 MAX_POINTS = 1200  # per curve; longer curves are reduced to per-bucket min/max so spikes survive
 LOG_SPAN = 100.0  # bar values spanning more than two decades switch to a log axis
+CURVE_LOG_SPAN = 1e3  # curves need three: a loss falling from 2.3 to 0.01 still reads best linear
 LABEL_CHARS = 26
 
 _SUP = str.maketrans("-0123456789", "⁻⁰¹²³⁴⁵⁶⁷⁸⁹")
@@ -55,6 +56,12 @@ def fmt(v: Optional[float]) -> str:
     # Fixed point with 4 significant digits: "%g" would write 10000 as "1e+04".
     s = f"{v:.{max(0, 3 - math.floor(math.log10(abs(v))))}f}"
     return s.rstrip("0").rstrip(".") if "." in s else s
+
+
+def spans_decades(values: Sequence[Optional[float]], ratio: float) -> bool:
+    """True when the finite values are all positive and the largest exceeds the smallest `ratio` times."""
+    vals = [v for v in values if _finite(v)]
+    return len(vals) >= 2 and min(vals) > 0 and max(vals) / min(vals) > ratio
 
 
 def _text_w(s: str, size: float = FONT) -> float:
@@ -262,7 +269,7 @@ def line_chart(
         return empty_chart(title, "no finite values to plot")
     finite_all = [y for _, _, pts in curves for _, y in pts if _finite(y)]
     log = any(s.log_y for _, s, _ in curves) or (
-        min(finite_all) > 0 and max(finite_all) / min(finite_all) > 1e3 and y_range is None
+        spans_decades(finite_all, CURVE_LOG_SPAN) and y_range is None
     )
     refs = [s.reference for _, s, _ in curves if _finite(s.reference)]
     ref = refs[0] if refs else None
@@ -407,7 +414,7 @@ def bar_chart(
         return empty_chart(title, "no finite values to plot")
     pos = [v for v in finite if v > 0]
     if log is None:
-        log = series.log_y or (len(pos) >= 2 and min(pos) > 0 and max(pos) / min(pos) > LOG_SPAN)
+        log = series.log_y or spans_decades(finite, LOG_SPAN)
     if log and not pos:
         log = False
     if threshold is None and _finite(series.reference):

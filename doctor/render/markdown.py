@@ -7,7 +7,7 @@ import re
 from typing import Optional, Sequence
 
 from doctor.metrics import ProbeStatus, Series
-from doctor.render import figures, values
+from doctor.render import charts, figures, values
 from doctor.render.charts import _finite, fmt
 from doctor.render.templating import environment
 from doctor.report import Report
@@ -19,7 +19,7 @@ MAX_TRACE = 4000
 
 
 def sparkline(ys: Sequence[Optional[float]], *, log: bool = False, width: int = 48) -> str:
-    """One character per value (or per bucket of values); '×' marks non-finite, ' ' missing."""
+    """One character per value (or per bucket of values); '×' marks NaN, inf or null, ' ' zero on a log scale."""
     if not ys:
         return ""
     k = max(1, math.ceil(len(ys) / width))
@@ -30,7 +30,8 @@ def sparkline(ys: Sequence[Optional[float]], *, log: bool = False, width: int = 
         if good:
             m = sum(good) / len(good)
             cells.append(math.log10(m) if log else m)
-        elif any(v is not None for v in chunk):
+        elif any(not _finite(v) for v in chunk):
+            # None counts too: NaN goes through JSON (metrics.json) as null.
             cells.append("×")
         else:
             cells.append(None)
@@ -47,10 +48,14 @@ def sparkline(ys: Sequence[Optional[float]], *, log: bool = False, width: int = 
     return "".join(out)
 
 
-def _plural(word: str) -> str:
+def _plural(label: str) -> str:
+    """'layer (forward order)' -> 'layers (forward order)', 'class' -> 'classes'."""
+    word, sep, rest = label.partition(" (")
     if word.endswith("y") and not word.endswith(("ay", "ey", "oy")):
-        return word[:-1] + "ies"
-    return word + ("es" if word.endswith(("s", "x", "ch")) else "s")
+        word = word[:-1] + "ies"
+    else:
+        word += "es" if word.endswith(("s", "x", "ch")) else "s"
+    return word + sep + rest
 
 
 def _summary(name: str, s: Series) -> str:
@@ -82,10 +87,9 @@ def _sparks(key: str, members: list[str], series: dict[str, Series], tabled: set
     log_forced = key in figures.FORCE_LOG
     for m in members:
         s = series[m]
-        log = s.log_y or log_forced
-        if not log and not figures._numeric(s):
-            pos = [y for y in s.y if _finite(y) and y > 0]
-            log = len(pos) >= 2 and max(pos) / min(pos) > 100
+        # The same axis choice as the HTML chart of this series.
+        ratio = charts.CURVE_LOG_SPAN if figures._numeric(s) else charts.LOG_SPAN
+        log = s.log_y or log_forced or (key not in figures.Y_RANGES and key not in figures.THRESHOLDS and charts.spans_decades(s.y, ratio))
         rows.append({"label": figures.LEGEND.get(m, m), "spark": sparkline(s.y, log=log), "summary": _summary(m, s) + (" (log scale)" if log else "")})
     width = max(len(r["label"]) for r in rows)
     for r in rows:
