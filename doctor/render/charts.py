@@ -38,7 +38,8 @@ def _c(v: float) -> str:
     return f"{v:.1f}".rstrip("0").rstrip(".")
 
 
-def _finite(v: object) -> bool:
+def is_finite(v: object) -> bool:
+    """A real number that is not NaN or infinite (bools and None are not numbers here)."""
     return isinstance(v, (int, float)) and not isinstance(v, bool) and math.isfinite(v)
 
 
@@ -60,7 +61,7 @@ def fmt(v: Optional[float]) -> str:
 
 def spans_decades(values: Sequence[Optional[float]], ratio: float) -> bool:
     """True when the finite values are all positive and the largest exceeds the smallest `ratio` times."""
-    vals = [v for v in values if _finite(v)]
+    vals = [v for v in values if is_finite(v)]
     return len(vals) >= 2 and min(vals) > 0 and max(vals) / min(vals) > ratio
 
 
@@ -233,7 +234,7 @@ def _decimate(xs: list[float], ys: list[Optional[float]]) -> tuple[list[float], 
     oy: list[Optional[float]] = []
     for i in range(0, n, k):
         seg = [(xs[j], ys[j]) for j in range(i, min(i + k, n))]
-        good = [p for p in seg if _finite(p[1])]
+        good = [p for p in seg if is_finite(p[1])]
         if len(good) < len(seg):  # keep the gap visible
             ox.append(seg[0][0])
             oy.append(None)
@@ -263,23 +264,23 @@ def line_chart(
     """
     curves = []
     for name, s in series_list:
-        pts = [(float(x), y) for x, y in zip(s.x, s.y) if _finite(x)]
+        pts = [(float(x), y) for x, y in zip(s.x, s.y) if is_finite(x)]
         curves.append((name, s, pts))
-    if not any(_finite(y) for _, _, pts in curves for _, y in pts):
+    if not any(is_finite(y) for _, _, pts in curves for _, y in pts):
         return empty_chart(title, "no finite values to plot")
-    finite_all = [y for _, _, pts in curves for _, y in pts if _finite(y)]
+    finite_all = [y for _, _, pts in curves for _, y in pts if is_finite(y)]
     log = any(s.log_y for _, s, _ in curves) or (
         spans_decades(finite_all, CURVE_LOG_SPAN) and y_range is None
     )
-    refs = [s.reference for _, s, _ in curves if _finite(s.reference)]
+    refs = [s.reference for _, s, _ in curves if is_finite(s.reference)]
     ref = refs[0] if refs else None
 
-    vals = [y for _, _, pts in curves for _, y in pts if _finite(y) and (y > 0 or not log)]
+    vals = [y for _, _, pts in curves for _, y in pts if is_finite(y) and (y > 0 or not log)]
     if ref is not None and (ref > 0 or not log):
         vals.append(ref)
     if not vals:  # log requested but nothing positive: fall back to linear
         log = False
-        vals = [y for _, _, pts in curves for _, y in pts if _finite(y)]
+        vals = [y for _, _, pts in curves for _, y in pts if is_finite(y)]
     xs_all = [x for _, _, pts in curves for x, _ in pts]
 
     if log:
@@ -311,7 +312,7 @@ def line_chart(
     y_label = s0.y_label + (" (log scale)" if log else "")
     ml = 22 + max(_text_w(lab) for _, lab in yt) + 8
     legend = [
-        (name + (f" ({sum(1 for _, y in pts if not _finite(y))} non-finite)" if any(not _finite(y) for _, y in pts) else ""),
+        (name + (f" ({sum(1 for _, y in pts if not is_finite(y))} non-finite)" if any(not is_finite(y) for _, y in pts) else ""),
          PALETTE[i % len(PALETTE)], DASHES[i % len(DASHES)], "line")
         for i, (name, _, pts) in enumerate(curves)
     ]
@@ -344,11 +345,11 @@ def line_chart(
     bad_x: list[float] = []
     for i, (name, s, pts) in enumerate(curves):
         color, dash = PALETTE[i % len(PALETTE)], DASHES[i % len(DASHES)]
-        bad_x += [x for x, y in pts if not _finite(y)]
+        bad_x += [x for x, y in pts if not is_finite(y)]
         dx, dy = _decimate([p[0] for p in pts], [p[1] for p in pts])
         segs: list[list[tuple[float, float]]] = [[]]
         for x, y in zip(dx, dy):
-            if _finite(y) and (y > 0 or not log):
+            if is_finite(y) and (y > 0 or not log):
                 segs[-1].append((xs_(x), ys_(y)))
             elif segs[-1]:
                 segs.append([])
@@ -356,7 +357,7 @@ def line_chart(
         da = f' stroke-dasharray="{dash}"' if dash else ""
         if d:
             out.append(f'<path d="{d}" fill="none" stroke="{color}" stroke-width="1.8" stroke-linejoin="round"{da}><title>{_e(name)}</title></path>')
-        finite = [(x, y) for x, y in pts if _finite(y) and (y > 0 or not log)]
+        finite = [(x, y) for x, y in pts if is_finite(y) and (y > 0 or not log)]
         lone = [seg[0] for seg in segs if len(seg) == 1]
         if len(finite) <= 40:  # few points (validation evaluations): mark each, with its value
             for x, y in finite:
@@ -409,7 +410,7 @@ def bar_chart(
     n = len(names)
     if n == 0:
         return empty_chart(title, "no categories")
-    finite = [v for v in vals if _finite(v)]
+    finite = [v for v in vals if is_finite(v)]
     if not finite:
         return empty_chart(title, "no finite values to plot")
     pos = [v for v in finite if v > 0]
@@ -417,7 +418,7 @@ def bar_chart(
         log = series.log_y or spans_decades(finite, LOG_SPAN)
     if log and not pos:
         log = False
-    if threshold is None and _finite(series.reference):
+    if threshold is None and is_finite(series.reference):
         threshold = series.reference
 
     if log:
@@ -476,8 +477,8 @@ def bar_chart(
     base = y0 if log else ys_(0.0)
     for i, (name, lab, v) in enumerate(zip(names, labels, vals)):
         cx = x0 + (i + 0.5) * pitch
-        tip = f"{name}: {fmt(v) if _finite(v) else 'not measured' if v is None else fmt(v)}"
-        if _finite(v) and (v > 0 or not log):
+        tip = f"{name}: {fmt(v) if is_finite(v) else 'not measured' if v is None else fmt(v)}"
+        if is_finite(v) and (v > 0 or not log):
             y = ys_(v)
             top_y, h = min(y, base), abs(base - y)
             out.append(
@@ -487,7 +488,7 @@ def bar_chart(
             if n <= 12:
                 out.append(f'<text x="{_c(cx)}" y="{_c(top_y - 4)}" text-anchor="middle" font-size="10" fill="{INK}">{_e(fmt(v))}</text>')
         else:  # zero on a log axis, missing or non-finite: a small mark, so the slot is not silently empty
-            mark = "0" if _finite(v) else "–" if v is None else fmt(v)
+            mark = "0" if is_finite(v) else "–" if v is None else fmt(v)
             out.append(f'<text x="{_c(cx)}" y="{_c(y0 - 3)}" text-anchor="middle" font-size="9" fill="{MUTED}">{_e(mark)}<title>{_e(tip)}</title></text>')
         if i % step_lab == 0:
             t = f"<title>{_e(name)}</title>" if lab != name else ""

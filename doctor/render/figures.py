@@ -58,7 +58,8 @@ def reference_label(name: str, value: float) -> str:
     return f"reference {charts.fmt(value)}"
 
 
-def _numeric(s: Series) -> bool:
+def is_numeric(s: Series) -> bool:
+    """A curve over numbers (steps, learning rates) rather than values over named categories."""
     return bool(s.x) and all(isinstance(x, (int, float)) and not isinstance(x, bool) for x in s.x)
 
 
@@ -85,8 +86,8 @@ def draw(key: str, members: list[str], available: dict[str, Series]) -> str:
     """The SVG for one planned chart."""
     title = TITLES.get(key, key)
     first = available[members[0]]
-    if _numeric(first):
-        lines = [(LEGEND.get(m, m), available[m]) for m in members if _numeric(available[m])]
+    if is_numeric(first):
+        lines = [(LEGEND.get(m, m), available[m]) for m in members if is_numeric(available[m])]
         ref = next((s.reference for _, s in lines if s.reference is not None), None)
         label = reference_label(members[0], ref) if ref is not None and math.isfinite(ref) else None
         return charts.line_chart(lines, title, reference_label=label, y_range=Y_RANGES.get(key))

@@ -8,7 +8,7 @@ from typing import Optional, Sequence
 
 from doctor.metrics import ProbeStatus, Series
 from doctor.render import charts, figures, values
-from doctor.render.charts import _finite, fmt
+from doctor.render.charts import fmt, is_finite
 from doctor.render.templating import environment
 from doctor.report import Report
 
@@ -26,11 +26,11 @@ def sparkline(ys: Sequence[Optional[float]], *, log: bool = False, width: int = 
     cells: list[Optional[float] | str] = []
     for i in range(0, len(ys), k):
         chunk = ys[i : i + k]
-        good = [v for v in chunk if _finite(v) and (v > 0 or not log)]
+        good = [v for v in chunk if is_finite(v) and (v > 0 or not log)]
         if good:
             m = sum(good) / len(good)
             cells.append(math.log10(m) if log else m)
-        elif any(not _finite(v) for v in chunk):
+        elif any(not is_finite(v) for v in chunk):
             # None counts too: NaN goes through JSON (metrics.json) as null.
             cells.append("×")
         else:
@@ -59,12 +59,12 @@ def _plural(label: str) -> str:
 
 
 def _summary(name: str, s: Series) -> str:
-    pts = [(x, y) for x, y in zip(s.x, s.y) if _finite(y)]
+    pts = [(x, y) for x, y in zip(s.x, s.y) if is_finite(y)]
     if not pts:
         return "no finite values"
     ys = [y for _, y in pts]
-    bad = sum(1 for y in s.y if not _finite(y))
-    numeric = figures._numeric(s)
+    bad = sum(1 for y in s.y if not is_finite(y))
+    numeric = figures.is_numeric(s)
     if numeric:
         text = f"{fmt(ys[0])} → {fmt(ys[-1])}, min {fmt(min(ys))} over {len(s.y)} {_plural(s.x_label or 'point')}"
     else:
@@ -88,7 +88,7 @@ def _sparks(key: str, members: list[str], series: dict[str, Series], tabled: set
     for m in members:
         s = series[m]
         # The same axis choice as the HTML chart of this series.
-        ratio = charts.CURVE_LOG_SPAN if figures._numeric(s) else charts.LOG_SPAN
+        ratio = charts.CURVE_LOG_SPAN if figures.is_numeric(s) else charts.LOG_SPAN
         log = s.log_y or log_forced or (key not in figures.Y_RANGES and key not in figures.THRESHOLDS and charts.spans_decades(s.y, ratio))
         rows.append({"label": figures.LEGEND.get(m, m), "spark": sparkline(s.y, log=log), "summary": _summary(m, s) + (" (log scale)" if log else "")})
     width = max(len(r["label"]) for r in rows)
@@ -96,35 +96,18 @@ def _sparks(key: str, members: list[str], series: dict[str, Series], tabled: set
         r["label"] = r["label"].ljust(width)
     first = series[members[0]]
     table = None
-    if not figures._numeric(first) and key not in tabled:  # each values table once per report
+    if not figures.is_numeric(first) and key not in tabled:  # each values table once per report
         tabled.add(key)
         thr = figures.THRESHOLDS.get(key)
         table = {
             "x_label": first.x_label or "name",
             "y_label": first.y_label or "value",
-            "rows": [(str(x), fmt(y) if y is not None else "n/a", thr is not None and _finite(y) and y > thr) for x, y in zip(first.x, first.y)][:MAX_ROWS],
+            "rows": [(str(x), fmt(y) if y is not None else "n/a", thr is not None and is_finite(y) and y > thr) for x, y in zip(first.x, first.y)][:MAX_ROWS],
             "more": max(0, len(first.x) - MAX_ROWS),
             "threshold": thr,
         }
     cache[ck] = {"title": figures.TITLES.get(key, key), "rows": rows, "table": table}
     return cache[ck]
-
-
-def _md(s: object) -> str:
-    """Escape text for Markdown prose: no raw HTML gets through."""
-    return str(s).replace("&", "&amp;").replace("<", "&lt;").replace(">", "&gt;")
-
-
-def _cell(s: object) -> str:
-    return _md(s).replace("|", "\\|").replace("\n", " ")
-
-
-def _code(s: object) -> str:
-    """An inline code span that survives backticks and pipes in the text (table-safe)."""
-    text = str(s).replace("\n", " ").replace("|", "\\|")
-    fence = "`" * (max((len(run) for run in re.findall("`+", text)), default=0) + 1)
-    pad = " " if text.startswith("`") or text.endswith("`") else ""
-    return f"{fence}{pad}{text}{pad}{fence}"
 
 
 def render_markdown(report: Report, *, details: bool = True) -> str:
@@ -138,9 +121,7 @@ def render_markdown(report: Report, *, details: bool = True) -> str:
         findings.append({"f": f, "subject": values.subject(f.location), "charts": [_sparks(k, m, series, tabled, cache) for k, m in groups], "missing": missing})
     groups, _ = figures.plan(figures.all_names(series), series)
     probes = report.probes
-    env = environment(False)
-    env.filters.update(md=_md, cell=_cell, code=_code)
-    text = env.get_template("markdown/report.md.j2").render(
+    text = environment(False).get_template("markdown/report.md.j2").render(
         r=report,
         counts=report.counts(),
         findings=findings,

@@ -2,12 +2,30 @@
 
 from __future__ import annotations
 
+import re
 from functools import lru_cache
 
 import jinja2
 
 from doctor.resources import reports_dir
 from doctor.render import values
+
+
+def _md(s: object) -> str:
+    """Escape text for Markdown prose: no raw HTML gets through."""
+    return str(s).replace("&", "&amp;").replace("<", "&lt;").replace(">", "&gt;")
+
+
+def _cell(s: object) -> str:
+    return _md(s).replace("|", "\\|").replace("\n", " ")
+
+
+def _code(s: object) -> str:
+    """An inline code span that survives backticks and pipes in the text (table-safe)."""
+    text = str(s).replace("\n", " ").replace("|", "\\|")
+    fence = "`" * (max((len(run) for run in re.findall("`+", text)), default=0) + 1)
+    pad = " " if text.startswith("`") or text.endswith("`") else ""
+    return f"{fence}{pad}{text}{pad}{fence}"
 
 
 @lru_cache(maxsize=None)
@@ -24,6 +42,8 @@ def environment(autoescape: bool) -> jinja2.Environment:
     env.filters["show"] = values.show
     env.filters["duration"] = values.duration
     env.filters["plural"] = values.plural
+    if not autoescape:
+        env.filters.update(md=_md, cell=_cell, code=_code)
     return env
 
 
