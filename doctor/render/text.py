@@ -82,12 +82,13 @@ def render_text(report: Report, *, color: bool = False, verbose: bool = False) -
         else:
             show = [x for x in probes if x.status != ProbeStatus.ran]
             if ran:
-                lines.append(f"  {p(_PROBE['ran'], 'ran'):<7}  " + ", ".join(f"{x.name} ({values.duration(x.duration_s)})" for x in ran))
+                lines.append(f"  {p(_PROBE['ran'], 'ran'.ljust(7))}  " + ", ".join(f"{x.name} ({values.duration(x.duration_s)})" for x in ran))
         for x in show:
             st = p(_PROBE[x.status.value], x.status.value.ljust(7))
+            took = f" ({values.duration(x.duration_s)})" if x.duration_s else ""
             reason = x.reason or ", ".join(x.measures)
             loc = f" ({x.location})" if x.location else ""
-            lines.append(f"  {st}  {x.name}" + (f": {reason}{loc}" if reason or loc else ""))
+            lines.append(f"  {st}  {x.name}{took}" + (f": {reason}{loc}" if reason or loc else ""))
         lines.append("")
 
     if report.errors:
