@@ -1,6 +1,6 @@
 """A small CNN on synthetic 16x16 "digits", with one fault left in: the pixels are raw 0-255 values.
 
-doctor must report: unnormalized-inputs (warning). Nothing else.
+expect: unnormalized-inputs
 Run: doctor check examples/digits_cnn.py --output-dir doctor-report
 """
 

@@ -365,7 +365,6 @@ def test_unknown_format_is_a_clear_error(report: Report) -> None:
         render(report, "pdf")
 
 
-@pytest.mark.skipif("label" not in Location.model_fields, reason="report model has no class label yet")
 def test_class_scoped_finding_names_its_class(report: Report) -> None:
     r = report.model_copy(deep=True)
     r.findings[0].location = Location(label="9")
