@@ -61,6 +61,7 @@ CATALOGUE: dict[str, MetricDef] = {
         _m("static.depth", "static", "Parametrised layers on the forward path.", unit="layers"),
         # data statistics
         _m("data.samples", "data_stats", "Training samples examined.", unit="samples"),
+        _m("data.input_ndim", "data_stats", "Dimensions of an input batch (4 for images: N, C, H, W).", unit="dims"),
         _m("data.input_mean", "data_stats", "Mean of all input elements."),
         _m("data.input_std", "data_stats", "Standard deviation of all input elements."),
         _m("data.input_abs_max", "data_stats", "Largest absolute input element."),
@@ -141,6 +142,7 @@ SERIES: dict[str, str] = {
     "act.dead_frac_by_layer": "Dead-unit fraction per ReLU-family layer.",
     "act.saturated_frac_by_layer": "Saturated-output fraction per sigmoid/tanh layer.",
     "data.class_counts": "Training samples per class.",
+    "data.feature_std": "Standard deviation of each input feature (channel for images).",
     "init.loss": "Initial loss against its expected value.",
 }
 

@@ -80,12 +80,16 @@ def collect(spec: CollectSpec, timeout_s: float, *, progress: Callable[[str], No
 
     running = state.get("probe") or ""
     records = state.get("records") or ([running] if running else [])
-    where = f" while running probe '{running}'" if running else ""
+    where = {"": "", "load": " while loading the target (importing the file, building the model)",
+             "prepare": " while preparing (reading the first batches, the first forward pass)"}.get(
+        running, f" while running probe '{running}'")
     if timed_out:
         metrics.errors.append(ErrorRecord(
             kind="timeout", probe=running or None,
             message=f"the collector did not finish within {timeout_s:g} s{where}; it was stopped",
-            hint="Something in the target may hang (a data loader waiting forever, an endless loop), or the model "
+            hint=("Importing the file must not train: put training code under `if __name__ == \"__main__\":`. "
+                  if running == "load" else "")
+                 + "Something in the target may hang (a data loader waiting forever, an endless loop), or the model "
                  "is slow for this budget: try --budget quick or a larger --timeout.",
         ))
     elif rc < 0 or (rc not in (0, 2, 3)):

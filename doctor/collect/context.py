@@ -95,13 +95,17 @@ class Context:
     def compute_loss(self, out: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
         loss = self.loss_fn(out, y)
         if not isinstance(loss, torch.Tensor) or loss.dim() != 0:
-            shape = tuple(loss.shape) if isinstance(loss, torch.Tensor) else type(loss).__name__
-            raise TargetError(f"the loss returned {shape}, not a scalar tensor", kind="forward",
+            shape = (f"a tensor of shape {tuple(loss.shape)}" if isinstance(loss, torch.Tensor)
+                     else f"a {type(loss).__name__}")
+            raise TargetError(f"the loss ({_loss_name(self.loss_fn)}) returned {shape}, not a scalar tensor",
+                              kind="forward",
                               hint="Reduce it (e.g. `.mean()`), or use reduction='mean'.")
         return loss
 
 
 def _loss_name(fn: Any) -> str:
+    if isinstance(fn, _BinaryTargetAdapter):
+        return "BCEWithLogitsLoss"  # doctor's default for binary tasks; the adapter is an implementation detail
     return type(fn).__name__ if isinstance(fn, nn.Module) else getattr(fn, "__name__", type(fn).__name__)
 
 
@@ -153,7 +157,13 @@ def prepare(setup: TrainingSetup, metrics: Metrics, budget: Budget, device: torc
     except TargetError:
         raise
     except Exception as exc:  # noqa: BLE001 - the user's forward may raise anything
-        broken = ForwardError(f"the model's forward pass on a batch of shape {tuple(x0.shape)} raised", exc)
+        if synthetic:
+            origin = "example_input" if setup.example_input is not None else \
+                f"the first layer ({type(datamod.first_layer(model)).__name__}); define example_input if it is wrong"
+            what = f"the model's forward pass on a synthesised input of shape {tuple(x0.shape)} (from {origin}) raised"
+        else:
+            what = f"the model's forward pass on a batch of shape {tuple(x0.shape)} raised"
+        broken = ForwardError(what, exc)
     if out is not None and out.dim() == 0:
         raise TargetError("the model returned a scalar; doctor needs one output row per sample", kind="forward")
     num_outputs = (int(out.shape[-1]) if out.dim() > 1 else 1) if out is not None else 0
@@ -173,8 +183,7 @@ def prepare(setup: TrainingSetup, metrics: Metrics, budget: Budget, device: torc
     loss_fn = setup.loss_fn
     if loss_fn is None:
         loss_fn = _BinaryTargetAdapter() if task == "binary" else datamod.default_loss(task)
-        setup.defaults_used.append(f"loss: {type(loss_fn).__name__ if task != 'binary' else 'BCEWithLogitsLoss'}"
-                                   f" (inferred from the task '{task}')")
+        setup.defaults_used.append(f"loss: {_loss_name(loss_fn)} (inferred from the task '{task}')")
     if setup.make_optimizer is None:
         setup.defaults_used.append("optimizer: Adam(lr=1e-3), doctor's default (define optimizer(model) to use yours)")
 
@@ -212,7 +221,7 @@ def prepare(setup: TrainingSetup, metrics: Metrics, budget: Budget, device: torc
         "setup.has_train_data": not synthetic,
         "setup.has_val_data": setup.val_data is not None,
         "setup.is_classification": task == "classification",
-        "setup.num_outputs": num_outputs,
+        "setup.num_outputs": num_outputs if out is not None else None,  # unknown when the forward raised
         "setup.num_params": sum(p.numel() for p in model.parameters() if p.requires_grad),
         "setup.lr": float(lr) if isinstance(lr, (int, float)) else None,
         "setup.task": task,

@@ -9,7 +9,7 @@ import torch
 from torch import nn
 from torch.utils.data import DataLoader, Dataset, TensorDataset
 
-from doctor.collect.inject import call_injected
+from doctor.collect.inject import InjectionError, call_injected
 from doctor.collect.target import TargetError
 
 Batch = tuple[torch.Tensor, torch.Tensor]
@@ -22,6 +22,8 @@ def to_loader(obj: Any, *, name: str, batch_size: int, seed: int, shuffle: bool,
             obj = call_injected(obj, inject, what=name)
         except TargetError:
             raise
+        except InjectionError as exc:
+            raise TargetError(str(exc), kind="load") from exc
         except Exception as exc:  # noqa: BLE001
             raise TargetError(f"calling {name}() failed", kind="load", cause=exc) from exc
     if isinstance(obj, DataLoader):
@@ -31,6 +33,12 @@ def to_loader(obj: Any, *, name: str, batch_size: int, seed: int, shuffle: bool,
         if len(x) != len(y):
             raise TargetError(f"{name}: inputs have {len(x)} samples but targets have {len(y)}", kind="load")
         obj = TensorDataset(x, y)
+    elif isinstance(obj, tuple) or (isinstance(obj, list) and len(obj) == 2 and hasattr(obj[0], "shape")):
+        # A tuple is read as (inputs, targets), never as a dataset of whole tensors: say what is wrong with it.
+        kinds = ", ".join(type(t).__name__ for t in obj)
+        raise TargetError(
+            f"{name} is a {type(obj).__name__} of ({kinds}); doctor accepts an (inputs, targets) pair of tensors",
+            kind="load", hint="Convert arrays with torch.as_tensor(...), and pass extra fields through a Dataset.")
     if isinstance(obj, Dataset) or (hasattr(obj, "__getitem__") and hasattr(obj, "__len__")):
         g = torch.Generator().manual_seed(seed)
         return DataLoader(obj, batch_size=batch_size, shuffle=shuffle, generator=g, drop_last=False)
@@ -57,7 +65,15 @@ def take_batches(loader: Iterable, n: int, *, name: str, device: torch.device,
     """Up to `n` batches moved to the device, stopping early at `max_bytes` so big images stay affordable."""
     out: list[Batch] = []
     size = 0
-    for raw in itertools.islice(iter(loader), n):
+    it = iter(loader)
+    while len(out) < n:
+        try:
+            raw = next(it)
+        except StopIteration:
+            break
+        except Exception as exc:  # noqa: BLE001 - the user's dataset, sampler or collate may raise anything
+            raise TargetError(f"reading a batch from {name} failed", kind="load", cause=exc,
+                              hint="Iterate the data by hand (next(iter(loader))) to reproduce it.") from exc
         x, y = as_batch(raw, name=name)
         out.append((x.to(device, non_blocking=True), y.to(device, non_blocking=True)))
         size += x.element_size() * x.numel() + y.element_size() * y.numel()
@@ -83,7 +99,9 @@ def infer_task(loss_fn: Any, targets: Optional[torch.Tensor], out_dim: Optional[
         return "regression"
     if targets is not None:
         if not targets.is_floating_point() and targets.dim() == 1:
-            return "classification" if (out_dim or 0) > 1 else "binary"
+            if out_dim is None:  # the output size is unknown (the forward raised): judge by the labels alone
+                return "classification" if targets.numel() and int(targets.max()) > 1 else "binary"
+            return "classification" if out_dim > 1 else "binary"
         if targets.is_floating_point():
             finite = targets[torch.isfinite(targets)]
             binary_values = finite.numel() > 0 and bool(((finite == 0) | (finite == 1)).all())
@@ -117,8 +135,13 @@ def synthesize_input(model: nn.Module, batch_size: int, example: Any, *, device:
     """An input batch for a model with no data: from example_input, else from the first layer's shape."""
     if example is not None:
         if callable(example) and not isinstance(example, torch.Tensor):
-            example = call_injected(example, {"batch_size": batch_size, "device": device, "seed": seed},
-                                    what="example_input")
+            try:
+                example = call_injected(example, {"batch_size": batch_size, "device": device, "seed": seed},
+                                        what="example_input")
+            except InjectionError as exc:
+                raise TargetError(str(exc), kind="load") from exc
+            except Exception as exc:  # noqa: BLE001
+                raise TargetError("calling example_input() failed", kind="load", cause=exc) from exc
         if not isinstance(example, torch.Tensor):
             raise TargetError(f"example_input must be a tensor or return one, got {type(example).__name__}",
                               kind="load")

@@ -137,6 +137,15 @@ def _resolve_model(module: ModuleType, factory: Optional[str], inject: dict[str,
     return name, value
 
 
+def _optimizer_factory(opt: Callable[..., Any], name: str, inject: dict[str, Any]):
+    def make(model: nn.Module) -> torch.optim.Optimizer:
+        try:
+            return call_injected(opt, {**inject, "model": model}, what=name)
+        except InjectionError as exc:
+            raise TargetError(str(exc), kind="load") from exc
+    return make
+
+
 def load_target(path: str, factory: Optional[str] = None, *, device: str = "cpu", seed: int = 0) -> TrainingSetup:
     """Import `path` and resolve model, data, loss, optimizer, batch size, task, train_step, example input."""
     module = import_target(path)
@@ -181,7 +190,7 @@ def load_target(path: str, factory: Optional[str] = None, *, device: str = "cpu"
         if not callable(opt):
             raise TargetError(f"'{name}' must be a callable (model) -> torch.optim.Optimizer", kind="load")
         setup.names["optimizer"] = name
-        setup.make_optimizer = lambda m, _opt=opt, _name=name: call_injected(_opt, {**inject, "model": m}, what=_name)
+        setup.make_optimizer = _optimizer_factory(opt, name, inject)
 
     step = getattr(module, "train_step", None)
     if step is not None:

@@ -13,7 +13,7 @@ import time
 from pathlib import Path
 
 from doctor.collect.spec import METRICS_FILE, PROGRESS_FILE, SPEC_FILE, CollectSpec
-from doctor.metrics import ErrorRecord, Metrics, ProbeRecord, ProbeStatus
+from doctor.metrics import CATALOGUE, ErrorRecord, Metrics, ProbeRecord, ProbeStatus
 
 EXIT_OK, EXIT_USAGE, EXIT_TARGET = 0, 2, 3
 _FORWARD_HINT = ("Run the model and loss on one batch by hand to reproduce it; check that the data's shape and "
@@ -127,12 +127,16 @@ def main(workdir: Path) -> int:
         for name in probe.reported:
             st, why = (ProbeStatus.skipped, sub[name]) if name in sub and status is ProbeStatus.ran else (status, reason)
             rec = ProbeRecord(name=name, status=st, reason=why, duration_s=round(took, 3),
+                              measures=[d.name for d in CATALOGUE.values() if d.probe == name],
                               location=None if not metrics.errors or metrics.errors[-1].probe != probe.name
                               else (f"{metrics.errors[-1].file}:{metrics.errors[-1].line}"
                                     if metrics.errors[-1].file else None))
             metrics.probes.append(rec)
         metrics.duration_s = time.perf_counter() - t0
         out.save()
+    # Probes skipped after the last one that ran (--static, a broken forward) were recorded but not yet saved.
+    metrics.duration_s = time.perf_counter() - t0
+    out.save()
     out.running("")
     return EXIT_TARGET if metrics.errors else EXIT_OK
 

@@ -112,8 +112,14 @@ def judge(rules: list[Rule], metrics: Metrics) -> "Judgement":
                 out.passed.append(rule.id)
         else:
             out.skipped.append(f"{rule.id}: {_skip_reason(rule, metrics, list(missing), other_reason)}")
-    out.findings.sort(key=lambda f: (-f.severity.rank, f.rule))  # stable: forward order within a rule
+    # Most severe first; within a severity, upstream families first (the data feeds the model, the
+    # model feeds the dynamics), so a root cause is read before the symptoms it explains.
+    family = {r.id: FAMILY_ORDER.get(r.source.parent.name, len(FAMILY_ORDER)) for r in rules}
+    out.findings.sort(key=lambda f: (-f.severity.rank, family.get(f.rule, 99), f.rule))  # stable: forward order within a rule
     return out
+
+
+FAMILY_ORDER = {"data": 0, "structure": 1, "dynamics": 2}
 
 
 def _finding(rule: Rule, subject: _Subject) -> Finding:

@@ -31,12 +31,13 @@ TITLES = {
     "act.dead_frac_by_layer": "Dead units by layer",
     "act.saturated_frac_by_layer": "Saturated outputs by layer",
     "data.class_counts": "Training samples per class",
+    "data.feature_std": "Input scale by feature",
     "init.loss": "Initial loss against expected",
 }
 Y_RANGES = {"acc": (0.0, 1.0)}  # accuracy reads against the whole 0..1 scale
 THRESHOLDS = {"act.dead_frac_by_layer": 0.5, "act.saturated_frac_by_layer": 0.5}
 # Per-layer gradients span decades in any deep net; a linear axis would show one bar and zeros.
-FORCE_LOG = {"grad.norm_by_layer", "grad.rms_by_layer"}
+FORCE_LOG = {"grad.norm_by_layer", "grad.rms_by_layer", "data.feature_std"}
 
 
 @dataclass

@@ -77,6 +77,7 @@ class _Accumulator:
             "feature_std_max": float(std.max()),
             "feature_scale_ratio": float(varying.max() / varying.min()) if varying.numel() > 1 else 1.0,
             "nonfinite_frac": float(self.bad) / max(self.elements, 1),
+            "feature_std": std.tolist(),
         }
 
 
@@ -100,10 +101,12 @@ def run(ctx) -> None:
     xs, ys = _Accumulator(), _Accumulator()
     labels: list[torch.Tensor] = []
     seen = 0
+    sc_ndim = 0
     for raw in itertools.islice(iter(ctx.train_loader), 1_000_000):
         x, y = as_batch(raw, name=ctx.setup.names["train_data"])
         if x.is_floating_point():
             xs.add(x)
+            sc_ndim = x.dim()
         if y.is_floating_point():
             ys.add(y)
         if ctx.task in ("classification", "binary") and y.dim() <= 2:
@@ -115,6 +118,7 @@ def run(ctx) -> None:
     sc["data.samples"] = seen
     xr = xs.result()
     if xr:  # integer inputs (token ids) have no scale to judge
+        sc["data.input_ndim"] = sc_ndim
         sc.update({
             "data.input_mean": xr["mean"], "data.input_std": xr["std"],
             "data.input_min": xr["min"], "data.input_max": xr["max"],
@@ -122,6 +126,10 @@ def run(ctx) -> None:
             "data.feature_mean_abs_max": xr["feature_mean_abs_max"], "data.feature_std_max": xr["feature_std_max"],
             "data.feature_scale_ratio": xr["feature_scale_ratio"], "data.input_nonfinite_frac": xr["nonfinite_frac"],
         })
+        if len(xr["feature_std"]) <= 128:  # a chart of more bars than that says nothing
+            ctx.metrics.series["data.feature_std"] = Series(
+                x=[str(i) for i in range(len(xr["feature_std"]))], y=xr["feature_std"],
+                x_label="input feature (channel for images)", y_label="standard deviation", reference=1.0)
     else:
         sc["data.input_nonfinite_frac"] = 0.0
     yr = ys.result()
