@@ -57,6 +57,10 @@ class Finding(BaseModel):
     charts: list[str] = Field(default_factory=list)  # series names to chart next to the finding
     causes: list[RankedCause] = Field(default_factory=list)  # ranked, most likely first
     references: list[str] = Field(default_factory=list)
+    # How sure doctor is: "high" when measured directly or a static suspicion was confirmed by a
+    # probe, "medium" for a static suspicion no probe could check, "low" when probes contradict it.
+    confidence: Literal["high", "medium", "low"] = "high"
+    notes: list[str] = Field(default_factory=list)  # e.g. which probe confirmed or contradicted it
 
 
 class Status(str, Enum):

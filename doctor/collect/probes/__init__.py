@@ -1,11 +1,13 @@
 """Probes: short seeded bursts, each measuring one thing on the device.
 
-A probe is a module here exposing PROBE, a `Probe`. The registry is plain sorted data: the
-order probes run in, cheapest first, so a hang or crash late still leaves the early numbers.
+A probe is a module here exposing PROBE, a `Probe`; it is found by that convention, no list to
+edit. Probes run by `order`, cheapest first, so a hang or crash late still leaves the early numbers.
 """
 
 from __future__ import annotations
 
+import importlib
+import pkgutil
 from dataclasses import dataclass
 from typing import Callable, Optional
 
@@ -23,6 +25,7 @@ class Probe:
     needs_model: bool = True  # False: it can run when the model's forward or loss raises
     records: tuple[str, ...] = ()  # names it reports under, when one burst measures several things
     cost: str = ""  # what it spends, in steps or samples, per budget
+    order: int = 50  # run position: static 0, data 10, init loss 20, training burst 50
 
     @property
     def reported(self) -> tuple[str, ...]:
@@ -30,6 +33,10 @@ class Probe:
 
 
 def registry() -> list[Probe]:
-    from doctor.collect.probes import data_stats, init_loss, static_facts, training_burst
-
-    return [static_facts.PROBE, data_stats.PROBE, init_loss.PROBE, training_burst.PROBE]
+    """Every probe module's PROBE, in run order (then by name, so the order never depends on the disk)."""
+    probes = []
+    for info in pkgutil.iter_modules(__path__):
+        probe = getattr(importlib.import_module(f"{__name__}.{info.name}"), "PROBE", None)
+        if isinstance(probe, Probe):
+            probes.append(probe)
+    return sorted(probes, key=lambda p: (p.order, p.name))

@@ -189,4 +189,4 @@ def _class_stats(ctx, y: torch.Tensor, upper: int) -> None:
 
 
 PROBE = Probe(name="data_stats", doc="Input scale per feature, NaN/Inf, class counts, labels against outputs.",
-              run=run, needs_model=False, needs_data=True, cost="2k / 8k / 50k samples (quick / standard / deep), no steps")
+              run=run, needs_model=False, needs_data=True, cost="2k / 8k / 50k samples (quick / standard / deep), no steps", order=10)

@@ -35,4 +35,4 @@ def run(ctx) -> None:
 
 
 PROBE = Probe(name="init_loss", doc="Mean loss of the untrained model against ln(C) (or ln 2 for binary labels).",
-              run=run, needs_data=True, cost="2 / 4 / 8 forward passes (quick / standard / deep)")
+              run=run, needs_data=True, cost="2 / 4 / 8 forward passes (quick / standard / deep)", order=20)

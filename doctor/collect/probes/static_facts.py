@@ -25,4 +25,4 @@ def run(ctx) -> None:
 
 
 PROBE = Probe(name="static", doc="Counts activation, normalisation and parametrised layers in the module tree.",
-              run=run, needs_model=False, cost="no steps")
+              run=run, needs_model=False, cost="no steps", order=0)

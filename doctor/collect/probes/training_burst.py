@@ -213,5 +213,4 @@ PROBE = Probe(
     name="training_burst",
     doc="Trains from the initial weights with the target's optimizer and loss; records per-layer gradient "
         "norms every step, dead/saturated units over the second half, and train/val loss and accuracy.",
-    run=run, records=RECORDS, cost="20 / 60 / 300 steps (quick / standard / deep)",
-)
+    run=run, records=RECORDS, cost="20 / 60 / 300 steps (quick / standard / deep)", order=50)
