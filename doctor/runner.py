@@ -42,6 +42,15 @@ def _signal_name(rc: int) -> str:
         return f"signal {-rc}"
 
 
+def _kill(child: subprocess.Popen) -> None:
+    """SIGKILL the collector's whole process group (its DataLoader workers too) and reap it."""
+    try:
+        os.killpg(child.pid, signal.SIGKILL)
+    except ProcessLookupError:
+        pass
+    child.wait()
+
+
 def collect(spec: CollectSpec, timeout_s: float, *, progress: Callable[[str], None] = lambda _m: None) -> Collected:
     """Run the collector on `spec`; always returns Metrics, with an ErrorRecord when the child failed."""
     with tempfile.TemporaryDirectory(prefix="doctor-") as tmp:
@@ -57,20 +66,20 @@ def collect(spec: CollectSpec, timeout_s: float, *, progress: Callable[[str], No
             deadline = time.monotonic() + timeout_s
             shown = ""
             timed_out = False
-            while child.poll() is None:
-                state = _read_json(work / PROGRESS_FILE) or {}
-                if state.get("probe") and state["probe"] != shown:
-                    shown = state["probe"]
-                    progress(shown)
-                if time.monotonic() > deadline:
-                    timed_out = True
-                    try:
-                        os.killpg(child.pid, signal.SIGKILL)
-                    except ProcessLookupError:
-                        pass
-                    child.wait()
-                    break
-                time.sleep(0.05)
+            try:
+                while child.poll() is None:
+                    state = _read_json(work / PROGRESS_FILE) or {}
+                    if state.get("probe") and state["probe"] != shown:
+                        shown = state["probe"]
+                        progress(shown)
+                    if time.monotonic() > deadline:
+                        timed_out = True
+                        _kill(child)
+                        break
+                    time.sleep(0.05)
+            except BaseException:
+                _kill(child)  # Ctrl-C in the parent: the child has its own session, so it would outlive us
+                raise
         rc = child.returncode
         raw = _read_json(work / METRICS_FILE)
         metrics = Metrics.model_validate(raw) if raw else Metrics(target=spec.target, seed=spec.seed,
