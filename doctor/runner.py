@@ -51,6 +51,17 @@ def _kill(child: subprocess.Popen) -> None:
     child.wait()
 
 
+def _on_sigterm_raise():
+    """Turn SIGTERM into an exception while we wait, so the child is killed on the way out."""
+    def handler(signum: int, _frame: object) -> None:
+        raise SystemExit(128 + signum)
+
+    try:
+        return signal.signal(signal.SIGTERM, handler)
+    except ValueError:  # not the main thread (doctor used as a library): leave signals alone
+        return None
+
+
 def collect(spec: CollectSpec, timeout_s: float, *, progress: Callable[[str], None] = lambda _m: None) -> Collected:
     """Run the collector on `spec`; always returns Metrics, with an ErrorRecord when the child failed."""
     with tempfile.TemporaryDirectory(prefix="doctor-") as tmp:
@@ -66,6 +77,7 @@ def collect(spec: CollectSpec, timeout_s: float, *, progress: Callable[[str], No
             deadline = time.monotonic() + timeout_s
             shown = ""
             timed_out = False
+            previous = _on_sigterm_raise()
             try:
                 while child.poll() is None:
                     state = _read_json(work / PROGRESS_FILE) or {}
@@ -78,8 +90,13 @@ def collect(spec: CollectSpec, timeout_s: float, *, progress: Callable[[str], No
                         break
                     time.sleep(0.05)
             except BaseException:
-                _kill(child)  # Ctrl-C in the parent: the child has its own session, so it would outlive us
+                # Ctrl-C or SIGTERM (a cancelled CI job) in the parent: the child has its own session,
+                # so it would outlive us.
+                _kill(child)
                 raise
+            finally:
+                if previous is not None:
+                    signal.signal(signal.SIGTERM, previous)
         rc = child.returncode
         raw = _read_json(work / METRICS_FILE)
         metrics = Metrics.model_validate(raw) if raw else Metrics(target=spec.target, seed=spec.seed,

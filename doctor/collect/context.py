@@ -193,8 +193,8 @@ def prepare(setup: TrainingSetup, metrics: Metrics, budget: Budget, device: torc
     if out is not None:
         try:
             ctx.compute_loss(out, train_batches[0][1])
-        except TargetError:
-            raise
+        except TargetError as exc:  # a non-scalar loss: as broken as a raising one, the data probes still run
+            broken = ForwardError(str(exc), exc)
         except Exception as exc:  # noqa: BLE001
             broken = ForwardError(
                 f"the loss ({_loss_name(loss_fn)}) on the model's output of shape {tuple(out.shape)} "

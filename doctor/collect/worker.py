@@ -92,7 +92,10 @@ def main(workdir: Path) -> int:
         return EXIT_TARGET
 
     ctx.checkpoint = out.save
-    if ctx.broken is not None:
+    if isinstance(ctx.broken.cause if ctx.broken else None, TargetError):
+        cause = ctx.broken.cause
+        metrics.errors.append(ErrorRecord(kind="forward", message=str(cause), hint=cause.hint or _FORWARD_HINT))
+    elif ctx.broken is not None:
         fail(ctx.broken.cause, "forward", ctx.broken.what, _FORWARD_HINT)
     for probe in registry():
         if ctx.broken is not None and probe.needs_model:
