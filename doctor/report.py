@@ -61,6 +61,53 @@ class Finding(BaseModel):
     # probe, "medium" for a static suspicion no probe could check, "low" when probes contradict it.
     confidence: Literal["high", "medium", "low"] = "high"
     notes: list[str] = Field(default_factory=list)  # e.g. which probe confirmed or contradicted it
+    # Stable identity across runs and line edits: rule + module path or class label (doctor/baseline.py).
+    fingerprint: str = ""
+    # With --baseline: "new" (gates) or "unchanged" (recorded in the baseline, does not gate).
+    baseline: Optional[Literal["new", "unchanged"]] = None
+    # For a suppressed finding: the `# doctor: ignore[...]` comment that silenced it, as file:line.
+    suppressed_by: Optional[str] = None
+
+
+class Suppression(BaseModel):
+    """A `# doctor: ignore[...]` (line) or `# doctor: ignore-file[...]` (file) comment in the user's code."""
+
+    file: str
+    line: int
+    kind: Literal["line", "file"] = "line"
+    rules: list[str] = Field(default_factory=list)
+    problem: str = ""  # why it is reported: unused, names an unknown rule, names no rule
+
+
+class BaselineEntry(BaseModel):
+    fingerprint: str
+    rule: str
+    subject: str = ""  # module path, "class <label>", or "" for the whole model
+    target: str = ""  # the target as written in the baseline (relative to the baseline file)
+
+
+class BaselineInfo(BaseModel):
+    file: str
+    known: int = 0  # findings recorded in the baseline (they do not gate)
+    new: int = 0  # findings not in it
+    absent: list[BaselineEntry] = Field(default_factory=list)  # entries for this target that no longer occur
+    written: bool = False  # --write-baseline wrote this file
+
+
+class RuleInfo(BaseModel):
+    """What SARIF's tool.driver.rules[] and JUnit need to know about a rule that was evaluated."""
+
+    id: str
+    title: str = ""
+    symptom: str = ""
+    severity: Severity = Severity.warning  # effective, after configuration
+    scope: str = "model"
+    family: str = ""  # the rule's folder: data, dynamics, run, or a user's own
+    what: str = ""
+    why: str = ""
+    help: str = ""  # the plain-text `doctor explain RULE`
+    help_markdown: str = ""
+    params: dict[str, Value] = Field(default_factory=dict)
 
 
 class Status(str, Enum):
@@ -83,7 +130,19 @@ class Report(BaseModel):
     errors: list[ErrorRecord] = Field(default_factory=list)
     rules_evaluated: int = 0
     rules_skipped: list[str] = Field(default_factory=list)  # rules whose metrics were not measured
+    rules_passed: list[str] = Field(default_factory=list)  # evaluated rules that did not fire
+    suppressed: list[Finding] = Field(default_factory=list)  # silenced by a comment; not in `findings`
+    unused_suppressions: list[Suppression] = Field(default_factory=list)  # reported as notes, never gate
+    baseline: Optional[BaselineInfo] = None
     metrics: Optional[Metrics] = Field(default=None, exclude=True)  # for charts; written separately
+    rules: list[RuleInfo] = Field(default_factory=list, exclude=True)  # for SARIF and JUnit; `doctor rules --format json` lists them
+
+    def gating(self) -> list[Finding]:
+        """Findings at or above `fail_on` that are not recorded in a baseline: the ones that fail the run."""
+        if self.fail_on == "never":
+            return []
+        rank = Severity(self.fail_on).rank
+        return [f for f in self.findings if f.severity.rank >= rank and f.baseline != "unchanged"]
 
     def counts(self) -> dict[str, int]:
         out = {s.value: 0 for s in Severity}

@@ -68,6 +68,8 @@ def test_every_rule_has_a_firing_and_a_healthy_fixture() -> None:
         expected, _ = header(path)
         fired |= expected
         healthy += not expected
-    rules = {r.id for r in load_rules()}
+    # rules/run/ judges TensorBoard logs of a finished run, not a target file: tests/test_tensorboard.py
+    # holds their firing and healthy logs.
+    rules = {r.id for r in load_rules() if r.source.parent.name != "run"}
     assert rules <= fired, f"rules with no fixture that makes them fire: {sorted(rules - fired)}"
     assert healthy >= 4

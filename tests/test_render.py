@@ -346,16 +346,19 @@ def test_bar_chart_switches_to_log_when_values_span_decades() -> None:
 def test_empty_report_renders_in_every_format(tmp_path: Path) -> None:
     empty = Report()
     for fmt in FORMATS:
-        assert render(empty, fmt).strip()
+        # GitHub annotations are one line per finding: nothing to annotate is no output at all.
+        assert render(empty, fmt).strip() or fmt == "github"
+    assert render(empty, "github") == ""
     assert "No findings" in render(empty, "html") and "No findings" in render(empty, "markdown")
     assert json.loads(render(empty, "json"))["findings"] == []
     written = write_outputs(empty, tmp_path / "out")
-    assert sorted(p.name for p in written) == ["report.html", "report.json", "report.md"]
+    assert sorted(p.name for p in written) == ["junit.xml", "report.html", "report.json", "report.md", "report.sarif"]
 
 
 def test_write_outputs_writes_metrics_that_read_back(report: Report, tmp_path: Path) -> None:
     written = write_outputs(report, tmp_path / "deep" / "dir")
-    assert sorted(p.name for p in written) == ["metrics.json", "report.html", "report.json", "report.md"]
+    assert sorted(p.name for p in written) == ["junit.xml", "metrics.json", "report.html", "report.json", "report.md",
+                                               "report.sarif", "tb"]
     back = Metrics.model_validate_json((tmp_path / "deep" / "dir" / "metrics.json").read_text())
     assert back.series["grad.norm_by_layer"].x[-2] == EVIL
 

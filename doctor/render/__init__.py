@@ -1,4 +1,4 @@
-"""Render: a typed Report to text, JSON, Markdown and HTML."""
+"""Render: a typed Report to text, JSON, Markdown, HTML, SARIF, JUnit XML and GitHub annotations."""
 
 from __future__ import annotations
 
@@ -6,7 +6,7 @@ from pathlib import Path
 
 from doctor.report import Report
 
-FORMATS = ("text", "json", "markdown", "html")
+FORMATS = ("text", "json", "markdown", "html", "sarif", "junit", "github")
 
 
 def render(report: Report, fmt: str, *, color: bool = False, verbose: bool = False) -> str:
@@ -28,17 +28,33 @@ def render(report: Report, fmt: str, *, color: bool = False, verbose: bool = Fal
         from doctor.render.html import render_html
 
         return render_html(report)
+    if fmt == "sarif":
+        from doctor.render.sarif import render_sarif
+
+        return render_sarif(report)
+    if fmt == "junit":
+        from doctor.render.junit import render_junit
+
+        return render_junit(report)
+    if fmt == "github":
+        from doctor.render.github import render_github
+
+        return render_github(report)
     raise ValueError(f"unknown format {fmt!r}; expected one of {', '.join(FORMATS)}")
 
 
-def write_outputs(report: Report, out_dir: Path) -> list[Path]:
-    """Write report.html, report.md, report.json and (with metrics) metrics.json under `out_dir`."""
+OUTPUT_FILES = (("report.html", "html"), ("report.md", "markdown"), ("report.json", "json"),
+                ("report.sarif", "sarif"), ("junit.xml", "junit"))
+
+
+def write_outputs(report: Report, out_dir: Path, *, tensorboard: bool = True) -> list[Path]:
+    """Write every report file, metrics.json (with metrics) and TensorBoard events under `out_dir/tb`."""
     from doctor.render.jsonout import metrics_json
 
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
     written = []
-    for name, fmt in (("report.html", "html"), ("report.md", "markdown"), ("report.json", "json")):
+    for name, fmt in OUTPUT_FILES:
         path = out_dir / name
         path.write_text(render(report, fmt), encoding="utf-8")
         written.append(path)
@@ -46,4 +62,9 @@ def write_outputs(report: Report, out_dir: Path) -> list[Path]:
         path = out_dir / "metrics.json"
         path.write_text(metrics_json(report), encoding="utf-8")
         written.append(path)
+        if tensorboard:
+            from doctor.tensorboard import write_events
+
+            write_events(report, out_dir / "tb")
+            written.append(out_dir / "tb")
     return written

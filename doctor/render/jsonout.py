@@ -11,15 +11,15 @@ from doctor.render import values
 from doctor.report import REPORT_SCHEMA_VERSION, Report
 
 
-def _finite_json(obj: Any) -> Any:
+def finite_json(obj: Any) -> Any:
     # JSON has no NaN or Infinity; a NaN loss is itself evidence, so keep it readable as a string
     # ("nan", "inf", "-inf") rather than collapse it to null.
     if isinstance(obj, float) and not math.isfinite(obj):
         return "nan" if math.isnan(obj) else ("inf" if obj > 0 else "-inf")
     if isinstance(obj, dict):
-        return {k: _finite_json(v) for k, v in obj.items()}
+        return {k: finite_json(v) for k, v in obj.items()}
     if isinstance(obj, list):
-        return [_finite_json(v) for v in obj]
+        return [finite_json(v) for v in obj]
     return obj
 
 
@@ -34,7 +34,7 @@ def report_dict(report: Report) -> dict[str, Any]:
     head = ["schema_version", "tool", "version", "status", "target", "fail_on", "duration_s", "counts", "probe_counts"]
     out = {k: data[k] for k in head if k in data}
     out.update((k, v) for k, v in data.items() if k not in out)
-    return _finite_json(out)
+    return finite_json(out)
 
 
 def render_json(report: Report) -> str:

@@ -135,4 +135,8 @@ def render_markdown(report: Report, *, details: bool = True) -> str:
     text = re.sub(r"\n{3,}", "\n\n", text)  # template conditionals leave runs of blank lines
     if details and len(text.encode()) > MAX_BYTES:
         return render_markdown(report, details=False)  # drop the value tables rather than be cut off mid-page
+    if len(text.encode()) > MAX_BYTES:  # still too long (thousands of findings): cut at a line, and say so
+        note = "\n\n_…cut here to stay under GitHub's 1 MiB limit; the HTML and JSON reports have everything._\n"
+        cut = text.encode()[: MAX_BYTES - len(note.encode()) - 4].decode("utf-8", errors="ignore")
+        text = cut[: cut.rfind("\n")] + note
     return text

@@ -33,7 +33,7 @@ def _finding(f: Finding, widths: tuple[int, int], p: _Paint, verbose: bool) -> l
     where = _where(f)
     sev = p(_SEV[f.severity.value], f.severity.value.ljust(7))
     head = f"{sev}  {p('1', f.rule.ljust(widths[0]))}  {where.ljust(widths[1]) + '  ' if widths[1] else ''}{f.message}"
-    out = [head.rstrip()]
+    out = [head.rstrip() + (p("2", "  (in baseline)") if f.baseline == "unchanged" else "")]
     pad = " " * 9
     if f.evidence:
         out.append(f"{pad}{p('2', 'evidence:')} {_ev(f.evidence)}")
@@ -102,6 +102,8 @@ def render_text(report: Report, *, color: bool = False, verbose: bool = False) -
                 lines += ["    " + t for t in e.traceback.rstrip().splitlines()]
         lines.append("")
 
+    lines += _silenced(report, p)
+
     c = report.counts()
     pc = {st: sum(1 for x in probes if x.status == st) for st in ProbeStatus}
     summary = (
@@ -115,3 +117,30 @@ def render_text(report: Report, *, color: bool = False, verbose: bool = False) -
     code = "31;1" if c["error"] or report.status.value == "failed" else "33;1" if c["warning"] else "32"
     lines.append(p(code, summary))
     return "\n".join(lines) + "\n"
+
+
+def _silenced(report: Report, p: _Paint) -> list[str]:
+    """Suppressed findings, notes on suppression comments, and the baseline comparison."""
+    lines: list[str] = []
+    if report.suppressed:
+        lines.append(p("1", f"Suppressed ({len(report.suppressed)})"))
+        for f in report.suppressed:
+            where = values.subject(f.location)
+            lines.append(f"  {f.rule}" + (f" {where}" if where else "") + f"  by # doctor: ignore at {f.suppressed_by}")
+        lines.append("")
+    if report.unused_suppressions:
+        lines.append(p("1", "Notes"))
+        lines += [f"  {s.file}:{s.line}: {s.problem}" for s in report.unused_suppressions]
+        lines.append("")
+    b = report.baseline
+    if b is not None:
+        if b.written:
+            lines.append(p("1", f"Baseline {b.file}: recorded {b.known} finding{'s' if b.known != 1 else ''}"))
+        else:
+            lines.append(p("1", f"Baseline {b.file}: {b.known} known (not failing), {b.new} new, "
+                                f"{len(b.absent)} no longer occur"))
+            lines += [f"  gone: {e.rule}" + (f" {e.subject}" if e.subject else "") for e in b.absent]
+            if b.absent:
+                lines.append("  (run with --write-baseline to drop them)")
+        lines.append("")
+    return lines

@@ -6,13 +6,11 @@ the user pays for the training steps once.
 
 from __future__ import annotations
 
-import math
-import statistics
 from typing import Any, Optional
 
 import torch
-from scipy import stats
 
+from doctor import curves
 from doctor.collect.burst import BurstResult, builtin_step, run_burst
 from doctor.collect.context import model_output
 from doctor.collect.data import cycle
@@ -68,40 +66,24 @@ def _eval_columns(res: BurstResult) -> dict[str, list[float]]:
     return {n: [vals[i] for _, vals in res.evals] for i, n in enumerate(names)}
 
 
-def _finite(xs: list[float]) -> list[float]:
-    return [x for x in xs if x is not None and math.isfinite(x)]
-
-
 def _curve_scalars(ctx, res: BurstResult) -> None:
     sc = ctx.metrics.scalars
     losses = res.losses
-    bad = [i for i, v in enumerate(losses) if not math.isfinite(v)]
+    bad = curves.first_nonfinite(losses)
     sc["train.steps"] = res.steps_run
-    sc["loss.nonfinite"] = bool(bad)
-    sc["loss.first_nonfinite_step"] = bad[0] + 1 if bad else -1
-    if bad or len(losses) < 6:
+    sc["loss.first_nonfinite_step"] = bad + 1 if bad >= 0 else -1
+    sc.update(curves.train_stats(losses))
+    if bad >= 0 or len(losses) < curves.MIN_POINTS:
         return
-    k = max(3, len(losses) // 10)
-    start, end = statistics.fmean(losses[:k]), statistics.fmean(losses[-k:])
-    sc["loss.train_start"], sc["loss.train_end"] = start, end
-    sc["loss.train_rel_drop"] = (start - end) / abs(start) if start else 0.0
-    # Mann-Kendall: is there a monotone downward trend, beyond the step-to-step noise?
-    tau = stats.kendalltau(range(len(losses)), losses, alternative="less")
-    sc["loss.train_trend_p"] = float(tau.pvalue) if math.isfinite(tau.pvalue) else 1.0
     if not res.evals or not ctx.val_batches:
         return
     col = _eval_columns(res)
-    val, tr = col["val_loss"], col["train_loss"]
-    if not _finite(val) or len(_finite(val)) != len(val):
+    val = curves.val_stats(col["val_loss"], col["train_loss"][-1])
+    if not val:
         return
-    sc["loss.val_start"], sc["loss.val_end"], sc["loss.val_min"] = val[0], val[-1], min(val)
-    sc["loss.val_rise"] = val[-1] / min(val) if min(val) > 0 else 1.0
-    if tr[-1] is not None and math.isfinite(tr[-1]) and tr[-1] > 0:
-        sc["loss.gap_ratio"] = val[-1] / tr[-1]
+    sc.update(val)
     if ctx.task == "classification":
-        acc_v, acc_t = col["val_acc"][-1], col["train_acc"][-1]
-        if math.isfinite(acc_v) and math.isfinite(acc_t):
-            sc["acc.val_end"], sc["acc.train_end"], sc["acc.gap"] = acc_v, acc_t, acc_t - acc_v
+        sc.update(curves.acc_stats(col["train_acc"][-1], col["val_acc"][-1]))
 
 
 def _publish_grads(ctx, summary: dict[str, Any]) -> None:
