@@ -108,15 +108,16 @@ class Loaded(BaseModel):
 
 
 def _read_toml(path: Path) -> dict[str, Any]:
+    shown = _display(path)
     try:
         with open(path, "rb") as fh:
             return tomllib.load(fh)
     except FileNotFoundError:
-        raise ConfigError(f"{path}: no such configuration file") from None
+        raise ConfigError(f"{shown}: no such configuration file") from None
     except OSError as exc:
-        raise ConfigError(f"{path}: cannot read it ({exc.strerror})") from None
+        raise ConfigError(f"{shown}: cannot read it ({exc.strerror})") from None
     except tomllib.TOMLDecodeError as exc:
-        raise ConfigError(f"{path}: not valid TOML ({exc})") from None
+        raise ConfigError(f"{shown}: not valid TOML ({exc})") from None
 
 
 def _table(data: dict[str, Any]) -> Optional[dict[str, Any]]:

@@ -30,8 +30,9 @@ def report_dict(report: Report) -> dict[str, Any]:
     data["schema_version"] = REPORT_SCHEMA_VERSION
     data["counts"] = report.counts()
     data["probe_counts"] = {s.value: sum(1 for p in report.probes if p.status == s) for s in ProbeStatus}
+    data["suppressed_count"] = len(report.suppressed)
     # Stable, reader-friendly key order: identity and verdict first, detail after.
-    head = ["schema_version", "tool", "version", "status", "target", "fail_on", "duration_s", "counts", "probe_counts"]
+    head = ["schema_version", "tool", "version", "status", "target", "fail_on", "duration_s", "counts", "probe_counts", "suppressed_count"]
     out = {k: data[k] for k in head if k in data}
     out.update((k, v) for k, v in data.items() if k not in out)
     return finite_json(out)
