@@ -76,44 +76,60 @@ def rolling_median(xs: Sequence[float], window: int) -> list[float]:
 
 
 def window_for(n: int) -> int:
-    """An odd smoothing window: about a twentieth of the curve, at least 5 points."""
-    w = max(5, n // 20)
+    """An odd smoothing window: about a tenth of the curve, at least 9 points."""
+    w = max(9, n // 10)
     return w + 1 - w % 2
 
 
-def rise_stats(losses: Sequence[float]) -> dict[str, Value]:
-    """How far the smoothed curve ends above its best, and where (as a fraction of the run) the best was."""
-    if len(losses) < MIN_POINTS or not all_finite(losses):
-        return {}
-    smooth = rolling_median(losses, window_for(len(losses)))
-    best = min(range(len(smooth)), key=smooth.__getitem__)
-    lo = smooth[best]
-    if lo <= 0:  # a ratio to a non-positive loss means nothing (log-likelihoods, shifted losses)
-        return {}
-    return {"run.loss_rise": smooth[-1] / lo, "run.loss_best_at": best / (len(smooth) - 1)}
+def log_noise(xs: Sequence[float], window: int) -> float:
+    """Robust spread of the log loss around its running median (1.4826 x MAD): the mini-batch noise."""
+    logs = [math.log(x) for x in xs]
+    smooth = rolling_median(logs, window)
+    return 1.4826 * statistics.median(abs(a - b) for a, b in zip(logs, smooth))
 
 
-def spike_stats(losses: Sequence[float], *, ratio: float = 2.0, share_of_drop: float = 0.25) -> dict[str, Value]:
-    """Spikes: points above `ratio` times the median of the preceding window and, when the loss fell
-    over the run, also more than `share_of_drop` of that fall above it. Mini-batch noise late in a run
-    (0.1 -> 0.3 after falling from 2.3) is not a spike; a jump back towards the starting loss is.
-    The first tenth of the run is left out: early losses fall too fast for a trailing median."""
+def _positive(xs: Sequence[float]) -> bool:
+    return all_finite(xs) and all(x > 0 for x in xs)
+
+
+def rise_stats(losses: Sequence[float], *, margin: float = 4.0) -> dict[str, Value]:
+    """How far the smoothed curve ends above its best, discounted for noise, and where the best was.
+
+    The running median of w points still wanders by about 1.25 sigma / sqrt(w) (sigma: the log-loss
+    noise), and the lowest of many such medians is biased low; the ratio is lowered by `margin` of
+    those wanderings (for the end and for the best), so a noisy but converged run is not called diverged.
+    """
     n = len(losses)
-    if n < 2 * MIN_POINTS or not all_finite(losses):
+    if n < 2 * MIN_POINTS or not _positive(losses):  # ratios of non-positive losses mean nothing
         return {}
     w = window_for(n)
+    smooth = rolling_median(losses, w)
+    best = min(range(n), key=smooth.__getitem__)
+    wander = 1.25 * log_noise(losses, w) / math.sqrt(w)
+    log_rise = math.log(smooth[-1] / smooth[best]) - margin * math.sqrt(2) * wander
+    return {"run.loss_rise": math.exp(max(0.0, log_rise)), "run.loss_best_at": best / (n - 1)}
+
+
+def spike_stats(losses: Sequence[float], *, ratio: float = 2.0, sigmas: float = 6.0,
+                share_of_drop: float = 0.25) -> dict[str, Value]:
+    """Spikes: jumps above the median of the preceding window by more than `ratio` times, more than
+    `sigmas` times the run's own log-loss noise, and (when the loss fell over the run) by more than
+    `share_of_drop` of that fall. Mini-batch noise is not a spike, however long the run; a jump back
+    towards the starting loss is. The first tenth of the run is left out: early losses fall too fast
+    for a trailing median. A spike lasting several points counts once."""
+    n = len(losses)
+    if n < 2 * MIN_POINTS or not _positive(losses):
+        return {}
+    w = window_for(n)
+    threshold = max(math.log(ratio), sigmas * log_noise(losses, w))
     start, _ = head_tail(losses)
-    lowest = min(rolling_median(losses, w))
-    drop = max(start - lowest, 0.0)
+    drop = max(start - min(rolling_median(losses, w)), 0.0)
     spikes, worst, inside = 0, 1.0, False
     for i in range(max(w, n // 10), n):
         level = statistics.median(losses[i - w: i])
-        if level <= 0:
-            inside = False
-            continue
         r = losses[i] / level
         worst = max(worst, r)
-        spiking = r > ratio and losses[i] - level > share_of_drop * drop
-        spikes += spiking and not inside  # a spike lasting several points counts once
+        spiking = math.log(r) > threshold and losses[i] - level > share_of_drop * drop
+        spikes += spiking and not inside
         inside = spiking
     return {"run.loss_spikes": spikes, "run.loss_spike_max": worst}

@@ -10,9 +10,9 @@ PROBE = "tensorboard_logs"
 METRICS: list[MetricDef] = [
     metric("run.points", PROBE, "Points logged on the training-loss curve.", unit="points"),
     metric("run.last_step", PROBE, "Global step of the last training-loss point.", unit="step"),
-    metric("run.loss_rise", PROBE, "Smoothed training loss at the end over its smoothed minimum (running median).", unit="x"),
+    metric("run.loss_rise", PROBE, "Smoothed training loss at the end over its smoothed minimum (running median), discounted for noise: a lower bound.", unit="x"),
     metric("run.loss_best_at", PROBE, "Where the smoothed training loss was lowest, as a fraction of the run (0 start, 1 end).", unit="fraction"),
-    metric("run.loss_spikes", PROBE, "Jumps of the training loss above twice its trailing median that also undo a quarter of the run's fall.", unit="spikes"),
+    metric("run.loss_spikes", PROBE, "Jumps of the training loss above twice its trailing median, six times its noise and a quarter of the run's fall.", unit="spikes"),
     metric("run.loss_spike_max", PROBE, "Largest training loss over the median of the points before it.", unit="x"),
 ]
 
