@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 import subprocess
 import sys
 import textwrap
@@ -144,3 +145,62 @@ def test_help_does_not_import_torch() -> None:
     code = "import sys; from doctor.cli import main; main(['rules']); print('torch' in sys.modules)"
     out = subprocess.run([sys.executable, "-c", code], cwd=ROOT, capture_output=True, text=True).stdout
     assert out.strip().endswith("False")
+
+
+def test_rules_table_and_json() -> None:
+    table = doctor("rules").stdout.splitlines()
+    assert table[0].split() == ["rule", "severity", "scope", "family", "symptom", "title"]
+    rows = json.loads(doctor("rules", "--format", "json").stdout)
+    by_id = {r["id"]: r for r in rows}
+    assert by_id["dead-relu"]["params"] == {"dead_frac": 0.5} and by_id["dead-relu"]["scope"] == "layer"
+    assert by_id["loss-diverging"]["family"] == "run"
+    assert {"id", "title", "symptom", "severity", "default_severity", "family", "needs", "source"} <= set(rows[0])
+    assert len(table) == len(rows) + 2  # header and rule line
+
+
+def test_rules_listing_follows_the_configuration(tmp_path: Path) -> None:
+    (tmp_path / "doctor.toml").write_text('[severity]\ndead-relu = "error"\n')
+    proc = subprocess.run([sys.executable, "-m", "doctor", "rules", "--format", "json"], cwd=tmp_path,
+                          capture_output=True, text=True, timeout=60, env={**os.environ, "PYTHONPATH": str(ROOT)})
+    dead = next(r for r in json.loads(proc.stdout) if r["id"] == "dead-relu")
+    assert (dead["severity"], dead["default_severity"]) == ("error", "warning")
+
+
+def test_explain_says_how_to_override_and_which_fixtures_show_it() -> None:
+    text = doctor("explain", "dead-relu").stdout
+    assert "What it checks" in text and "Likely causes" in text
+    assert "[tool.doctor.params.dead-relu]" in text and "dead_frac = 0.5" in text
+    assert "[tool.doctor.severity]" in text and "# doctor: ignore[dead-relu]" in text
+    section = text.split("Fixtures that show it", 1)[1]
+    assert "fixtures/dead_relu.py" in section and "healthy" not in section.split("Defined in")[0]
+    assert text.rstrip().splitlines()[-1].startswith("Defined in ")
+    # A rule no fixture names has no such section (nor does an installed package without fixtures/).
+    assert "Fixtures that show it" not in doctor("explain", "unstable-loss").stdout
+
+
+def test_user_rule_works_with_config_params_and_explain(saved: Path, tmp_path: Path) -> None:
+    rules = tmp_path / "team"
+    rules.mkdir()
+    (rules / "many-dead.yaml").write_text(textwrap.dedent("""\
+        id: many-dead
+        symptom: dead_relu
+        severity: info
+        title: Several dead layers
+        params: {layers: 1}
+        when: act.dead_layers >= layers
+        message: "{act.dead_layers} dead layers"
+        doc: {what: counts dead layers, why: team rule, example: x, instead: y}
+        """))
+    m = Metrics.model_validate_json(saved.read_text())
+    m.scalars["act.dead_layers"] = 1
+    metrics = tmp_path / "m.json"
+    metrics.write_text(m.model_dump_json())
+    cfg = tmp_path / "doctor.toml"
+    cfg.write_text('rules-dirs = ["team"]\n[params.many-dead]\nlayers = 2\n[severity]\nmany-dead = "error"\n')
+    quiet = doctor("check", "model.py", "--metrics", str(metrics), "--config", str(cfg), "--format", "json", "-q")
+    assert "many-dead" not in [f["rule"] for f in json.loads(quiet.stdout)["findings"]]
+    cfg.write_text('rules-dirs = ["team"]\n[severity]\nmany-dead = "error"\n')
+    fired = doctor("check", "model.py", "--metrics", str(metrics), "--config", str(cfg), "--format", "sarif", "-q")
+    result = next(r for r in json.loads(fired.stdout)["runs"][0]["results"] if r["ruleId"] == "many-dead")
+    assert result["level"] == "error" and fired.returncode == 1
+    assert "layers = 1" in doctor("explain", "many-dead", "--rules-dir", str(rules)).stdout

@@ -373,3 +373,56 @@ def test_class_scoped_finding_names_its_class(report: Report) -> None:
     r.findings[0].location = Location(label="9")
     assert re.search(r"^info +class-imbalance +class 9 ", render_text(r), re.M)
     assert "<code>class 9</code>" in _cards(render(r, "html"))["class-imbalance"]
+
+
+# ---------------------------------------------------------------- CI formats
+
+
+def test_markdown_cuts_at_a_line_when_even_the_short_form_is_too_long() -> None:
+    r = make_report()
+    many = r.findings[0].model_copy(update={"message": "m" * 400, "charts": []})
+    r.findings = [many] * 5000
+    md = render_markdown(r)
+    assert len(md.encode()) < 1 << 20
+    assert md.rstrip().endswith("the HTML and JSON reports have everything._")
+
+
+def test_markdown_shows_baseline_and_suppressions(report: Report) -> None:
+    from doctor.report import BaselineEntry, BaselineInfo, Suppression
+
+    r = report.model_copy(deep=True)
+    r.findings[0].baseline = "unchanged"
+    r.baseline = BaselineInfo(file="doctor-baseline.json", known=1, new=3,
+                              absent=[BaselineEntry(fingerprint="f", rule="init-loss", subject="")])
+    r.suppressed = [r.findings[-1].model_copy(update={"suppressed_by": "m.py:3"})]
+    r.unused_suppressions = [Suppression(file="m.py", line=9, rules=["nan-loss"], problem="unused: nan-loss did not fire")]
+    md = render_markdown(r)
+    assert "(baseline)" in md and "1 known (not failing), **3 new**, 1 no longer occur" in md
+    assert "<details><summary>1 suppressed · 1 note on suppression comments</summary>" in md
+    assert "`m.py:9`: unused: nan-loss did not fire" in md
+
+
+def test_github_annotations_are_capped_escaped_and_most_severe_first(report: Report) -> None:
+    from doctor.render.github import MAX_ANNOTATIONS, annotations
+
+    r = report.model_copy(deep=True)
+    odd = r.findings[0].model_copy(update={"message": "50% dead,\nsee: a,b"})
+    r.findings = [f.model_copy() for f in r.findings] * 5 + [odd]
+    lines, left = annotations(r)
+    assert len(lines) == MAX_ANNOTATIONS and left == len(r.findings) + len(r.errors) - MAX_ANNOTATIONS
+    levels = [ln[2:].split(" ", 1)[0].split("::", 1)[0] for ln in lines]
+    rank = {"error": 0, "warning": 1, "notice": 2}
+    assert [rank[x] for x in levels] == sorted(rank[x] for x in levels)
+    dead = next(ln for ln in lines if "dead-relu" in ln)
+    assert dead.startswith("::error file=examples/mnist_mlp.py,line=42,title=doctor dead-relu (layer1.0.relu)::")
+    only_odd = r.model_copy(update={"findings": [odd], "errors": []})
+    (line,) = annotations(only_odd)[0]
+    assert "50% dead,%0Asee: a,b" in line.replace("%25", "%")  # data: %, CR, LF escaped; ',' and ':' kept
+    assert "\n" not in line
+
+
+def test_github_annotation_properties_escape_commas_and_colons() -> None:
+    from doctor.render.github import annotation
+
+    assert annotation("warning", "m", file="a,b:c.py", line=3, title="t: x, y") == \
+        "::warning file=a%2Cb%3Ac.py,line=3,title=t%3A x%2C y::m"

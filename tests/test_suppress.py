@@ -134,3 +134,23 @@ def test_cli_file_suppression_is_counted_and_changes_the_exit_code(tmp_path: Pat
     assert "1 finding suppressed" in proc.stderr and "note:" in proc.stderr and "model.py:2" in proc.stderr
     target.write_text("import torch\n")
     assert doctor("check", target, "--metrics", saved, "-q", "--fail-on", "warning").returncode == 1
+
+
+def test_cli_line_suppression_at_the_layer_the_collector_located(tmp_path: Path) -> None:
+    target = tmp_path / "model.py"
+    target.write_text(MODEL)
+    m = json.loads(Metrics(target=str(target)).model_dump_json())
+    m["scalars"].update({"setup.lr": 1e-3})
+    m["layers"] = {"1": {"act.kind": "relu", "act.dead_frac": 0.8, "act.units": 64},
+                   "3": {"act.kind": "relu", "act.dead_frac": 0.9, "act.units": 64}}
+    # Where the collector found each layer built: nn.ReLU() of layer "1" on line 8 carries the comment.
+    m["layer_sites"] = {"1": f"{target}:8", "3": f"{target}:12"}
+    saved = tmp_path / "metrics.json"
+    saved.write_text(json.dumps(m))
+    proc = doctor("check", target, "--metrics", saved, "--format", "json", "-q")
+    report = json.loads(proc.stdout)
+    assert [(f["rule"], f["location"]["module"]) for f in report["findings"]] == [("dead-relu", "3")]
+    assert [(f["location"]["module"], f["location"]["line"]) for f in report["suppressed"]] == [("1", 8)]
+    assert report["suppressed_count"] == 1
+    # Line 10's comment names dead-relu, which was evaluated but fired elsewhere: it is stale.
+    assert [(n["line"], n["rules"]) for n in report["unused_suppressions"]] == [(10, ["dead-relu"])]
