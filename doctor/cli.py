@@ -261,6 +261,8 @@ def _metrics(args: argparse.Namespace, settings: dict, console: Console, path: s
             return read(args.logdir), "", None
         except LogdirError as exc:
             raise UsageError(str(exc)) from None
+        finally:
+            console.clear()
     if args.metrics:
         try:
             return Metrics.model_validate_json(args.metrics.read_text()), "", None
@@ -345,8 +347,12 @@ def cmd_check(args: argparse.Namespace) -> int:
         suppressed=silenced.suppressed, unused_suppressions=silenced.notes, metrics=metrics,
         rules=[_rule_info(r) for r in rules],
     )
-    _apply_baseline(report, args, settings, console)
     failed = bool(metrics.errors)
+    if failed and args.write_baseline is not None:
+        # A run that stopped early measured only part of the setup: recording it would hide the rest.
+        console.error(f"doctor: not writing {args.write_baseline}: the check did not complete")
+        args.write_baseline = None
+    _apply_baseline(report, args, settings, console)
     gating = report.gating()
     report.status = Status.failed if failed else (Status.findings if gating else Status.clean)
     report.duration_s = round(time.perf_counter() - t0, 2)

@@ -426,3 +426,16 @@ def test_github_annotation_properties_escape_commas_and_colons() -> None:
 
     assert annotation("warning", "m", file="a,b:c.py", line=3, title="t: x, y") == \
         "::warning file=a%2Cb%3Ac.py,line=3,title=t%3A x%2C y::m"
+
+
+def test_html_shows_baseline_and_suppressions_escaped(report: Report) -> None:
+    from doctor.report import BaselineInfo, Suppression
+
+    r = report.model_copy(deep=True)
+    r.findings[0].baseline = "unchanged"
+    r.baseline = BaselineInfo(file="b.json", known=1, new=2)
+    r.suppressed = [r.findings[1].model_copy(update={"suppressed_by": "m.py:3"})]
+    r.unused_suppressions = [Suppression(file="<m>.py", line=3, problem="unused <x>")]
+    page = render(r, "html")
+    assert "in baseline" in page and "Suppressed and baseline" in page and "suppressed at" in page
+    assert "&lt;m&gt;.py:3" in page and "<m>.py" not in page
