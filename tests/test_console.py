@@ -98,14 +98,18 @@ def test_no_progress_when_not_on_a_terminal_unless_verbose() -> None:
     json.loads(verbose.stdout)  # -v adds to stderr only
 
 
-def test_on_a_terminal_progress_rewrites_one_line_and_colour_follows_no_color() -> None:
+def test_on_a_terminal_progress_rewrites_one_line() -> None:
     shown = on_terminal("check", FIXTURE, "--static")
     assert "\r\x1b[K" in shown and "doctor: static ..." in shown  # one progress line, rewritten in place
     assert SGR.search(shown)  # the text report is coloured on a terminal
-    plain = on_terminal("check", FIXTURE, "--static", NO_COLOR="1")
-    assert "doctor: static ..." in plain and not SGR.search(plain)
-    quiet = on_terminal("check", FIXTURE, "--static", "-q", "--format", "json")
-    assert " ..." not in quiet
+
+
+def test_on_a_terminal_colour_follows_no_color(saved: Path) -> None:
+    assert SGR.search(on_terminal("check", "model.py", "--metrics", saved))
+    assert not SGR.search(on_terminal("check", "model.py", "--metrics", saved, NO_COLOR="1"))
+    # Machine output stays plain even on a terminal, and -q leaves only it.
+    quiet = on_terminal("check", "model.py", "--metrics", saved, "-q", "--format", "json")
+    assert not SGR.search(quiet) and json.loads(quiet)["status"] == "clean"
 
 
 def test_verbose_and_quiet_do_not_mix() -> None:
