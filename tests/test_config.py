@@ -167,3 +167,16 @@ def test_load_without_any_file_is_empty(tmp_path: Path) -> None:
     assert loaded.path is None and loaded.config.select is None and loaded.config.fail_on is None
     with pytest.raises(ConfigError):
         parse(tmp_path / "absent.toml")
+
+
+def test_configured_settings_reach_the_collector_and_flags_still_win(tmp_path: Path) -> None:
+    target = ROOT / "fixtures" / "healthy_mlp_classifier.py"
+    cfg = tmp_path / "doctor.toml"
+    cfg.write_text('budget = "quick"\nseed = 3\ndevice = "cpu"\ntimeout = 0.01\n')
+    stopped = doctor("check", target, "--config", cfg, "--static", "--format", "json", "-q")
+    assert stopped.returncode == 3 and "within 0.01 s" in json.loads(stopped.stdout)["errors"][-1]["message"]
+    out = tmp_path / "out"
+    ran = doctor("check", target, "--config", cfg, "--static", "--timeout", "300", "-q", "--output-dir", out)
+    assert ran.returncode == 0, ran.stderr
+    measured = Metrics.model_validate_json((out / "metrics.json").read_text())
+    assert (measured.budget, measured.seed, measured.setup.device) == ("quick", 3, "cpu")
