@@ -80,6 +80,9 @@ class Metrics(BaseModel):
     scalars: dict[str, Value] = Field(default_factory=dict)
     layers: dict[str, dict[str, Value]] = Field(default_factory=dict)  # layer -> name -> value
     layer_types: dict[str, str] = Field(default_factory=dict)  # layer -> module class name
+    # Where each layer (module path) was constructed in the user's file, as "file:line"; also other subjects
+    # static findings name, such as "F.softmax in Net.forward". The judge fills finding locations from it.
+    layer_sites: dict[str, str] = Field(default_factory=dict)
     classes: dict[str, dict[str, Value]] = Field(default_factory=dict)  # class label -> name -> value
     series: dict[str, Series] = Field(default_factory=dict)
     probes: list[ProbeRecord] = Field(default_factory=list)

@@ -15,13 +15,6 @@ METRICS: list[MetricDef] = [
     metric("setup.num_params", "setup", "Trainable parameters in the model.", unit="params"),
     metric("setup.lr", "setup", "Learning rate of the optimizer's first parameter group."),
     metric("setup.task", "setup", "The task: classification, binary, multilabel or regression.", kind="text"),
-    # static facts from the module tree
-    metric("static.activation_layers", "static", "Activation modules in the model.", unit="layers"),
-    metric("static.relu_layers", "static", "ReLU-family activation modules (ReLU, ReLU6).", unit="layers"),
-    metric("static.saturating_activations", "static", "Sigmoid and Tanh modules in the model.", unit="layers"),
-    metric("static.normalization_layers", "static", "BatchNorm, LayerNorm, GroupNorm and similar modules.", unit="layers"),
-    metric("static.param_layers", "static", "Modules that own parameters directly.", unit="layers"),
-    metric("static.depth", "static", "Parametrised layers on the forward path.", unit="layers"),
     # data statistics
     metric("data.samples", "data_stats", "Training samples examined.", unit="samples"),
     metric("data.input_ndim", "data_stats", "Dimensions of an input batch (4 for images: N, C, H, W).", unit="dims"),

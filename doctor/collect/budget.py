@@ -15,13 +15,19 @@ class Budget:
     data_samples: int  # training samples examined for data statistics
     checkpoint_every: int  # steps between the one host sync that checks for NaN and saves progress
     timeout_s: float  # default wall-clock limit for the whole collection
+    overfit_steps: int = 100  # most steps spent memorising one small batch
+    lr_steps_per_decade: int = 5  # steps of the learning-rate range test per decade of rates
+    timing_batches: int = 10  # batches read from the loader, and training steps timed, for the pipeline timing
 
 
 BUDGETS: dict[str, Budget] = {
     "quick": Budget("quick", train_steps=20, eval_every=5, eval_batches=2, init_batches=2,
-                    data_samples=2048, checkpoint_every=10, timeout_s=120),
+                    data_samples=2048, checkpoint_every=10, timeout_s=120,
+                    overfit_steps=50, lr_steps_per_decade=3, timing_batches=5),
     "standard": Budget("standard", train_steps=60, eval_every=10, eval_batches=4, init_batches=4,
-                       data_samples=8192, checkpoint_every=20, timeout_s=300),
+                       data_samples=8192, checkpoint_every=20, timeout_s=300,
+                       overfit_steps=100, lr_steps_per_decade=5, timing_batches=10),
     "deep": Budget("deep", train_steps=300, eval_every=25, eval_batches=8, init_batches=8,
-                   data_samples=50_000, checkpoint_every=50, timeout_s=1200),
+                   data_samples=50_000, checkpoint_every=50, timeout_s=1200,
+                   overfit_steps=300, lr_steps_per_decade=10, timing_batches=30),
 }

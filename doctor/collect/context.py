@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import copy
+import gc
 import math
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any, Callable, Optional
 
@@ -26,19 +28,55 @@ class ForwardError(Exception):
         self.cause = cause
 
 
-def model_output(model: nn.Module, x: torch.Tensor) -> torch.Tensor:
-    """Run the model; a tuple/list/dict output is reduced to its first tensor (logits by convention)."""
-    out = model(x)
+OUTPUT_KEYS = ("logits", "out", "output")  # the dict entries read as the model's output, in this order
+
+
+def pick_output(out: Any) -> tuple[torch.Tensor, str]:
+    """The tensor doctor treats as the model's output, and where it came from ("" for a plain tensor).
+
+    A dict (or HuggingFace-style ModelOutput) gives its `logits`/`out`/`output` entry, else its first
+    tensor; a tuple or list gives its first tensor (the logits, by convention)."""
     if isinstance(out, torch.Tensor):
-        return out
-    if isinstance(out, dict):
-        out = list(out.values())
+        return out, ""
+    if isinstance(out, Mapping):
+        keys = {str(k).lower(): k for k in out}
+        for k in OUTPUT_KEYS:
+            if k in keys and isinstance(out[keys[k]], torch.Tensor):
+                return out[keys[k]], f"the '{keys[k]}' entry of the {type(out).__name__} it returns"
+        for k, v in out.items():
+            if isinstance(v, torch.Tensor):
+                return v, f"the '{k}' entry (its first tensor) of the {type(out).__name__} it returns"
+        raise TargetError(f"the model returned a {type(out).__name__} with keys "
+                          f"{', '.join(map(str, out)) or '(none)'} and no tensor among them", kind="forward",
+                          hint="Return the output tensor, or a dict with a 'logits' tensor.")
     if isinstance(out, (tuple, list)):
-        for item in out:
+        for i, item in enumerate(out):
             if isinstance(item, torch.Tensor):
-                return item
+                return item, f"element {i} of the {len(out)}-element {type(out).__name__} it returns"
     raise TargetError(f"the model returned a {type(out).__name__}; doctor needs a tensor (or a tuple whose first "
-                      "element is the output tensor)", kind="forward")
+                      "element is the output tensor, or a dict with a 'logits' tensor)", kind="forward")
+
+
+def model_output(model: nn.Module, x: torch.Tensor) -> torch.Tensor:
+    """Run the model; a tuple/list/dict output is reduced to one tensor as `pick_output` says."""
+    return pick_output(model(x))[0]
+
+
+def is_oom(exc: BaseException) -> bool:
+    """Out of device memory (CUDA, MPS): worth a retry with smaller batches."""
+    return isinstance(exc, torch.OutOfMemoryError)
+
+
+def halve_batches(batches: list[tuple[torch.Tensor, torch.Tensor]]) -> list[tuple[torch.Tensor, torch.Tensor]]:
+    """The first half of each batch's rows (at least one)."""
+    return [(x[: max(1, x.shape[0] // 2)], y[: max(1, y.shape[0] // 2)] if y.dim() else y) for x, y in batches]
+
+
+def release_memory() -> None:
+    """Give cached device memory back after an out-of-memory error, so a smaller retry can succeed."""
+    gc.collect()
+    if torch.cuda.is_available():
+        torch.cuda.empty_cache()
 
 
 class _BinaryTargetAdapter(nn.Module):
@@ -72,9 +110,11 @@ class Context:
     val_held_out: bool  # validation batches were held out of the training data
     layer_order: list[str]
     train_loader: Any = None
+    val_loader: Any = None  # the target's own validation data, re-iterable (None when held out or absent)
     broken: Optional[ForwardError] = None  # the forward or loss raised: only data probes can run
     init_state: dict[str, torch.Tensor] = field(default_factory=dict)
     checkpoint: Callable[[], None] = lambda: None
+    cache: dict[str, Any] = field(default_factory=dict)  # shared between probes (e.g. one pass over the data)
 
     def fresh_model(self) -> nn.Module:
         """The model at its initial weights, in train mode, with the probe's RNG seeded."""
@@ -82,6 +122,20 @@ class Context:
         self.setup.model.train()
         torch.manual_seed(self.seed)
         return self.setup.model
+
+    def halve_batch_size(self, where: str) -> bool:
+        """After an out-of-memory error: halve every cached batch and say so; False at one sample already."""
+        rows = int(self.train_batches[0][0].shape[0])
+        if rows <= 1:
+            return False
+        self.train_batches = halve_batches(self.train_batches)
+        self.val_batches = halve_batches(self.val_batches)
+        release_memory()
+        new = int(self.train_batches[0][0].shape[0])
+        self.metrics.setup.notes.append(
+            f"Out of device memory in {where} at batch size {rows}: it and every later probe ran at batch size "
+            f"{new}. The measurements hold for that batch size; lower batch_size in the target to match.")
+        return True
 
     def make_optimizer(self, model: nn.Module) -> torch.optim.Optimizer:
         if self.setup.make_optimizer is None:
@@ -114,18 +168,20 @@ def prepare(setup: TrainingSetup, metrics: Metrics, budget: Budget, device: torc
     model = setup.model.to(device)
     inject = {"batch_size": setup.batch_size, "device": device, "seed": seed}
     needed = budget.train_steps + budget.eval_batches
-    train_loader = None
+    train_loader = val_loader = None
     val_held_out = False
+    notes: list[str] = []  # setup notes for the report, in the order they arise
     if setup.train_data is not None:
         train_loader = datamod.to_loader(setup.train_data, name=setup.names["train_data"], batch_size=setup.batch_size,
                                          seed=seed, shuffle=True, inject=inject)
-        train_batches = datamod.take_batches(train_loader, needed, name=setup.names["train_data"], device=device)
+        train_batches = datamod.take_batches(train_loader, needed, name=setup.names["train_data"], device=device,
+                                             notes=notes)
         if not train_batches:
             raise TargetError(f"{setup.names['train_data']} yielded no batches", kind="load")
         synthetic = False
     else:
         x = datamod.synthesize_input(model, setup.batch_size, setup.example_input, device=device, seed=seed)
-        train_batches = [(x, torch.empty(0))]  # targets are made once the output shape is known
+        train_batches = [(x, torch.empty(0, device=device))]  # targets are made once the output shape is known
         synthetic = True
 
     val_batches: list[datamod.Batch] = []
@@ -133,37 +189,60 @@ def prepare(setup: TrainingSetup, metrics: Metrics, budget: Budget, device: torc
         val_loader = datamod.to_loader(setup.val_data, name=setup.names["val_data"], batch_size=setup.batch_size,
                                        seed=seed, shuffle=False, inject=inject)
         val_batches = datamod.take_batches(val_loader, budget.eval_batches, name=setup.names["val_data"],
-                                           device=device)
+                                           device=device, notes=notes)
     elif not synthetic and len(train_batches) > budget.eval_batches + 1:
         # No validation data: hold out the last few training batches, never trained on.
         k = min(budget.eval_batches, max(1, len(train_batches) // 4))
         val_batches, train_batches = train_batches[-k:], train_batches[:-k]
         val_held_out = True
 
-    x0, y0 = train_batches[0]
     torch.manual_seed(seed)
     model.train()
-    holder: dict[str, torch.Tensor] = {}
+    holder: dict[str, Any] = {}
 
     def run_forward() -> None:
-        holder["out"] = model_output(model, x0)
+        holder["raw"] = model(holder["x"])
 
     broken: Optional[ForwardError] = None
     out: Optional[torch.Tensor] = None
+    picked = ""
     order: list[str] = []
-    try:
-        order = forward_order(model, run_forward)
-        out = holder["out"]
-    except TargetError:
-        raise
-    except Exception as exc:  # noqa: BLE001 - the user's forward may raise anything
-        if synthetic:
-            origin = "example_input" if setup.example_input is not None else \
-                f"the first layer ({type(datamod.first_layer(model)).__name__}); define example_input if it is wrong"
-            what = f"the model's forward pass on a synthesised input of shape {tuple(x0.shape)} (from {origin}) raised"
-        else:
-            what = f"the model's forward pass on a batch of shape {tuple(x0.shape)} raised"
-        broken = ForwardError(what, exc)
+    first_rows = int(train_batches[0][0].shape[0])
+    while True:
+        x0, y0 = train_batches[0]
+        holder["x"] = x0
+        try:
+            order = forward_order(model, run_forward)
+            out, picked = pick_output(holder.pop("raw"))
+            break
+        except TargetError:
+            raise
+        except Exception as exc:  # noqa: BLE001 - the user's forward may raise anything
+            if is_oom(exc) and x0.shape[0] > 1:
+                # Out of device memory: retry at half the batch size, and say so in the report.
+                holder.pop("raw", None)
+                train_batches, val_batches = halve_batches(train_batches), halve_batches(val_batches)
+                release_memory()
+                continue
+            if synthetic:
+                origin = "example_input" if setup.example_input is not None else \
+                    f"the first layer ({type(datamod.first_layer(model)).__name__}); define example_input if it is wrong"
+                what = (f"the model's forward pass on a synthesised input of shape {tuple(x0.shape)} (from {origin}) "
+                        "raised")
+            else:
+                what = f"the model's forward pass on a batch of shape {tuple(x0.shape)} raised"
+            broken = ForwardError(what, exc)
+            break
+    holder.clear()
+    if x0.shape[0] < first_rows:
+        notes.append(f"Out of device memory in the first forward pass at batch size {first_rows}: doctor halved "
+                     f"the batches until it fit and ran every probe at batch size {x0.shape[0]}. The measurements "
+                     "hold for that batch size; lower batch_size in the target to match.")
+    if picked:
+        notes.append(f"The model does not return a tensor: doctor reads {picked} as the model's output.")
+    if setup.train_step is not None and any("yields dicts" in n for n in notes):
+        notes.append("The custom train_step receives each batch as an (inputs, targets) pair, not as the dict "
+                     "the loader yields.")
     if out is not None and out.dim() == 0:
         raise TargetError("the model returned a scalar; doctor needs one output row per sample", kind="forward")
     num_outputs = (int(out.shape[-1]) if out.dim() > 1 else 1) if out is not None else 0
@@ -189,7 +268,7 @@ def prepare(setup: TrainingSetup, metrics: Metrics, budget: Budget, device: torc
 
     ctx = Context(setup=setup, metrics=metrics, budget=budget, device=device, seed=seed, loss_fn=loss_fn, task=task,
                   num_outputs=num_outputs, train_batches=train_batches, val_batches=val_batches, synthetic=synthetic,
-                  val_held_out=val_held_out, layer_order=order, train_loader=train_loader)
+                  val_held_out=val_held_out, layer_order=order, train_loader=train_loader, val_loader=val_loader)
     if out is not None:
         try:
             ctx.compute_loss(out, train_batches[0][1])
@@ -210,6 +289,7 @@ def prepare(setup: TrainingSetup, metrics: Metrics, budget: Budget, device: torc
     s.loss, s.optimizer = _loss_name(loss_fn), type(opt).__name__
     s.batch_size, s.device = int(x0.shape[0]), str(device)
     s.defaults_used = list(setup.defaults_used)
+    s.notes.extend(notes)
     if synthetic:
         s.notes.append(f"No training data in the target: inputs of shape {tuple(x0.shape)} were synthesised; "
                        "data probes are skipped.")

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import itertools
+from collections.abc import Mapping
 from typing import Any, Iterable, Iterator, Optional
 
 import torch
@@ -49,20 +50,62 @@ def to_loader(obj: Any, *, name: str, batch_size: int, seed: int, shuffle: bool,
     )
 
 
+INPUT_KEYS = ("input", "inputs", "x", "image", "images", "pixel_values", "input_ids")
+TARGET_KEYS = ("target", "targets", "label", "labels", "y")
+
+
+def _dict_keys(batch: Mapping) -> tuple[Optional[str], Optional[str]]:
+    """The input and target keys of a dict batch: the first recognised name of each, or None."""
+    keys = {str(k).lower(): k for k in batch}
+    x = next((keys[k] for k in INPUT_KEYS if k in keys), None)
+    y = next((keys[k] for k in TARGET_KEYS if k in keys), None)
+    return x, y
+
+
 def as_batch(batch: Any, *, name: str) -> Batch:
-    """Check a loader's item is an (inputs, targets) pair of tensors."""
+    """Check a loader's item is an (inputs, targets) pair of tensors, or a dict with recognisable keys."""
     if isinstance(batch, (tuple, list)) and len(batch) >= 2 and isinstance(batch[0], torch.Tensor) \
             and isinstance(batch[1], torch.Tensor):
         return batch[0], batch[1]
+    if isinstance(batch, Mapping):
+        kx, ky = _dict_keys(batch)
+        if kx is not None and ky is not None and isinstance(batch[kx], torch.Tensor) \
+                and isinstance(batch[ky], torch.Tensor):
+            return batch[kx], batch[ky]
+        seen = ", ".join(f"'{k}'" for k in batch) or "none"
+        if kx is None or ky is None:
+            missing = "inputs" if kx is None else "targets"
+            raise TargetError(
+                f"{name} yields dicts with keys {seen}; doctor found no {missing} among them",
+                kind="load",
+                hint=f"Name the inputs one of {', '.join(INPUT_KEYS)} and the targets one of "
+                     f"{', '.join(TARGET_KEYS)}, or yield (inputs, targets) pairs.")
+        kinds = f"'{kx}' is a {type(batch[kx]).__name__}, '{ky}' a {type(batch[ky]).__name__}"
+        raise TargetError(f"{name} yields dicts whose inputs and targets must be tensors: {kinds}", kind="load",
+                          hint="Convert them with torch.as_tensor(...) in the Dataset or a collate_fn.")
     shape = type(batch).__name__
-    if isinstance(batch, dict):
-        shape = "dict with keys " + ", ".join(map(str, batch))
     raise TargetError(f"{name} yields a {shape}; doctor expects (inputs, targets) tensor pairs", kind="load")
 
 
+def batch_layout(batch: Any, *, name: str) -> Optional[str]:
+    """A note for the report when a batch is not a plain (inputs, targets) pair: which parts doctor used."""
+    if isinstance(batch, Mapping):
+        kx, ky = _dict_keys(batch)
+        rest = [f"'{k}'" for k in batch if k not in (kx, ky)]
+        note = f"{name} yields dicts: inputs from '{kx}', targets from '{ky}'"
+        if rest:
+            note += f"; not passed to the model: {', '.join(rest)}"
+        return note + "."
+    if isinstance(batch, (tuple, list)) and len(batch) > 2:
+        return f"{name} yields {len(batch)} items per batch: the first is used as inputs, the second as targets."
+    return None
+
+
 def take_batches(loader: Iterable, n: int, *, name: str, device: torch.device,
-                 max_bytes: int = 1 << 30) -> list[Batch]:
-    """Up to `n` batches moved to the device, stopping early at `max_bytes` so big images stay affordable."""
+                 max_bytes: int = 1 << 30, notes: Optional[list[str]] = None) -> list[Batch]:
+    """Up to `n` batches moved to the device, stopping early at `max_bytes` so big images stay affordable.
+
+    A note on how the first batch was read (dict keys, extra items) goes to `notes` when given."""
     out: list[Batch] = []
     size = 0
     it = iter(loader)
@@ -75,6 +118,10 @@ def take_batches(loader: Iterable, n: int, *, name: str, device: torch.device,
             raise TargetError(f"reading a batch from {name} failed", kind="load", cause=exc,
                               hint="Iterate the data by hand (next(iter(loader))) to reproduce it.") from exc
         x, y = as_batch(raw, name=name)
+        if not out and notes is not None:
+            note = batch_layout(raw, name=name)
+            if note:
+                notes.append(note)
         out.append((x.to(device, non_blocking=True), y.to(device, non_blocking=True)))
         size += x.element_size() * x.numel() + y.element_size() * y.numel()
         if size >= max_bytes:

@@ -229,3 +229,111 @@ class ActStats:
                 row["act.saturated_frac"] = float(slot.saturated.cpu()) / slot.elements
             out[key] = row
         return out
+
+
+class UpdateStats:
+    """Per-layer update/weight ratio each step, and which parameters never get a gradient or cannot move.
+
+    `after_backward()` notes (on the host: no sync) which parameters hold a gradient at all;
+    `after_step(step)` compares the weights with the copy taken before the step, on the device.
+    Frozen parameters (requires_grad=False) are left out: not moving is what they are for.
+    Nothing is read back until `summary()`.
+    """
+
+    def __init__(self, model: nn.Module, layer_order: list[str], steps: int, device: torch.device,
+                 optimizer: Optional[torch.optim.Optimizer] = None) -> None:
+        modules = dict(model.named_modules())
+        self.layers: list[str] = []
+        self.params: list[nn.Parameter] = []
+        self.param_names: list[str] = []
+        index: list[int] = []
+        for name in layer_order:
+            named = [(n, p) for n, p in modules[name].named_parameters(recurse=False) if p.requires_grad]
+            if not named:
+                continue
+            li = len(self.layers)
+            self.layers.append(name)
+            for pname, p in named:
+                self.params.append(p)
+                self.param_names.append(f"{name}.{pname}" if name else pname)
+                index.append(li)
+        # A parameter the optimizer does not hold, or holds at rate 0, cannot move whatever its gradient.
+        rate = {id(p): g.get("lr") for g in (optimizer.param_groups if optimizer else []) for p in g["params"]}
+        self.stuck = [optimizer is not None and (id(p) not in rate or rate[id(p)] == 0) for p in self.params]
+        self.device = device
+        self.index = torch.tensor(index, dtype=torch.long, device=device)
+        self.prev = [p.detach().clone() for p in self.params]
+        self.init_norm = self._layer_norms(self.prev) if self.params else torch.zeros(0, device=device)
+        self.ratios = torch.full((steps, len(self.layers)), float("nan"), device=device)
+        self.got_grad = [False] * len(self.params)
+        self.steps_recorded = 0
+
+    def _layer_norms(self, tensors: list[torch.Tensor]) -> torch.Tensor:
+        sq = torch.stack(torch._foreach_norm(tensors)).float().square()
+        return torch.zeros(len(self.layers), device=self.device).index_add_(0, self.index, sq).sqrt()
+
+    def after_backward(self) -> None:
+        # Whether autograd reached a parameter at all is known on the host. A gradient of exact
+        # zeros (dead or saturated units) still counts as reached: the rules for those say why.
+        for i, p in enumerate(self.params):
+            if p.grad is not None:
+                self.got_grad[i] = True
+
+    def after_step(self, step: int) -> None:
+        if not self.params or step >= self.ratios.shape[0]:
+            return
+        cur = [p.detach() for p in self.params]
+        diff = torch._foreach_sub(cur, self.prev)
+        dn = torch.stack(torch._foreach_norm(diff)).float()
+        upd = torch.zeros(len(self.layers), device=self.device).index_add_(0, self.index, dn.square()).sqrt()
+        self.ratios[step] = upd / self._layer_norms(self.prev)
+        torch._foreach_copy_(self.prev, cur)
+        self.steps_recorded = max(self.steps_recorded, step + 1)
+
+    def summary(self) -> dict[str, Any]:
+        """Median ratio per layer (layers whose weights start at zero have none), the parameters autograd
+        never reached, and those it reached that the optimizer cannot move; one read of the buffers."""
+        n = self.steps_recorded
+        out: dict[str, Any] = {"steps": n, "ratio": {}, "no_grad": [], "not_moved": [], "params": len(self.params)}
+        if n == 0 or not self.params:
+            return out
+        ratios = self.ratios[:n].cpu()
+        init_norm = self.init_norm.cpu()
+        for j, name in enumerate(self.layers):
+            col = ratios[:, j]
+            col = col[torch.isfinite(col)]
+            if float(init_norm[j]) > 0 and col.numel():
+                out["ratio"][name] = float(col.median())
+        for pname, got, stuck in zip(self.param_names, self.got_grad, self.stuck):
+            if not got:
+                out["no_grad"].append(pname)
+            elif stuck:
+                out["not_moved"].append(pname)
+        return out
+
+
+def recalibrate_batchnorm(model: nn.Module, batches: list[torch.Tensor],
+                          forward: Callable[[nn.Module, torch.Tensor], Any]) -> None:
+    """Replace BatchNorm running statistics by the exact average over `batches` (train-mode passes with
+    momentum=None), then restore each layer's momentum; a no-op without BatchNorm.
+
+    A short probe cannot wait for running statistics to converge (torchvision's MobileNetV3 uses
+    momentum 0.01: hundreds of steps); without this, eval mode after a burst measures that lag.
+    """
+    norms = [m for m in model.modules()
+             if isinstance(m, nn.modules.batchnorm._BatchNorm) and m.track_running_stats]
+    if not norms:
+        return
+    saved = [(m, m.momentum, m.training) for m in norms]
+    try:
+        for m in norms:
+            m.reset_running_stats()
+            m.momentum = None  # cumulative average over the passes below
+            m.train()
+        with torch.no_grad():
+            for x in batches:
+                forward(model, x)
+    finally:
+        for m, momentum, training in saved:
+            m.momentum = momentum
+            m.train(training)

@@ -14,6 +14,7 @@ import torch
 from torch import nn
 
 from doctor.collect.inject import InjectionError, call_injected
+from doctor.collect.static.sites import Sites, record_sites
 
 MODEL_NAMES = ("build_model", "get_model", "model")
 TRAIN_NAMES = ("train_data", "train_loader", "train_dataset")
@@ -49,6 +50,7 @@ class TrainingSetup:
     example_input: Any = None
     names: dict[str, str] = field(default_factory=dict)  # what -> the name it was found under
     defaults_used: list[str] = field(default_factory=list)
+    sites: Optional[Sites] = None  # where in the target file each module was constructed (static analysis)
 
 
 def import_target(path: str) -> ModuleType:
@@ -148,7 +150,9 @@ def _optimizer_factory(opt: Callable[..., Any], name: str, inject: dict[str, Any
 
 def load_target(path: str, factory: Optional[str] = None, *, device: str = "cpu", seed: int = 0) -> TrainingSetup:
     """Import `path` and resolve model, data, loss, optimizer, batch size, task, train_step, example input."""
-    module = import_target(path)
+    sites = Sites(path)
+    with record_sites(sites):  # module construction sites, for findings that point at a line
+        module = import_target(path)
     inject: dict[str, Any] = {"device": torch.device(device), "seed": seed}
 
     bs_obj = getattr(module, "batch_size", 32)
@@ -157,10 +161,11 @@ def load_target(path: str, factory: Optional[str] = None, *, device: str = "cpu"
     inject["batch_size"] = bs_obj
 
     torch.manual_seed(seed)
-    model_name, model = _resolve_model(module, factory, inject)
+    with record_sites(sites):
+        model_name, model = _resolve_model(module, factory, inject)
     inject["model"] = model
 
-    setup = TrainingSetup(path=os.path.abspath(path), model=model, batch_size=bs_obj)
+    setup = TrainingSetup(path=os.path.abspath(path), model=model, batch_size=bs_obj, sites=sites)
     setup.names["model"] = model_name
 
     task = getattr(module, "task", None)

@@ -6,6 +6,7 @@ to WORKDIR as it goes, so a crash, hang or kill later loses nothing measured bef
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import os
 import sys
@@ -45,6 +46,38 @@ def _say(msg: str) -> None:
     print(f"[doctor] {msg}", file=sys.stderr, flush=True)
 
 
+def _run_shrinking(probe, ctx) -> dict:
+    """Run a probe; on out-of-device-memory, halve the batches it trains on and try again (noted in the report)."""
+    from doctor.collect.context import is_oom  # noqa: PLC0415 - torch is imported after the spec is read
+
+    while True:
+        try:
+            return probe.run(ctx) or {}
+        except Exception as exc:  # noqa: BLE001 - re-raised unless it is an out-of-memory error
+            if not is_oom(exc):
+                raise
+            exc.__traceback__ = None  # drop the frames that hold the big tensors before retrying
+            if not ctx.halve_batch_size(f"probe {probe.name}"):
+                raise
+            _say(f"probe {probe.name}: out of memory, retrying at batch size {ctx.train_batches[0][0].shape[0]}")
+
+
+def _static_only(probes, ctx, out: Writer, fail) -> None:
+    """Run the static probes on a target that loaded but could not be prepared (a PartialContext)."""
+    for probe in probes:
+        out.running(probe.name, probe.reported)
+        start = time.perf_counter()
+        status, reason = ProbeStatus.ran, ""
+        try:
+            probe.run(ctx)
+        except Exception as exc:  # noqa: BLE001 - a failing check must not hide the error that stopped the run
+            fail(exc, "probe", f"probe {probe.name} failed", probe=probe.name)
+            status, reason = ProbeStatus.failed, ctx.metrics.errors[-1].message
+        for name in probe.reported:
+            ctx.metrics.probes.append(ProbeRecord(name=name, status=status, reason=reason,
+                                                  duration_s=round(time.perf_counter() - start, 3)))
+
+
 def main(workdir: Path) -> int:
     spec = CollectSpec.model_validate_json((workdir / SPEC_FILE).read_text())
     metrics = Metrics(target=spec.target, seed=spec.seed, budget=spec.budget)
@@ -73,10 +106,24 @@ def main(workdir: Path) -> int:
     def fail(exc: BaseException, kind: str, what: str, hint: str = "", probe: str | None = None) -> None:
         metrics.errors.append(error_record(exc, kind=kind, target_file=spec.target, what=what, hint=hint, probe=probe))
 
+    budget = BUDGETS[spec.budget]
+    if spec.static_only:  # one example batch at most, and no validation data
+        from doctor.collect.static.light import skip_dynamo_for_optimizers  # noqa: PLC0415
+
+        skip_dynamo_for_optimizers()
+        budget = dataclasses.replace(budget, train_steps=1, eval_batches=0)
+        metrics.setup.notes.append("--static: only the static checks ran (one forward pass, no training step).")
+    setup = None
     try:
         setup = load_target(spec.target, spec.factory, device=str(device), seed=spec.seed)
+        if spec.static_only:
+            setup.val_data = None
+        if not any(True for _ in setup.model.parameters()):
+            raise TargetError("the model has no parameters: there is nothing to train", kind="load",
+                              hint="If its layers are kept in a plain list or dict, wrap them in nn.ModuleList or "
+                                   "nn.ModuleDict so the model (and its optimizer) can see them.")
         out.running("prepare")
-        ctx = prepare(setup, metrics, BUDGETS[spec.budget], device, spec.seed)
+        ctx = prepare(setup, metrics, budget, device, spec.seed)
     except TargetError as exc:
         if exc.cause is not None:
             fail(exc.cause, exc.kind, str(exc), exc.hint)
@@ -87,6 +134,10 @@ def main(workdir: Path) -> int:
     except Exception as exc:  # noqa: BLE001 - anything else the user's code raises while we set up
         fail(exc, "load", "setting up the target failed")
     if metrics.errors:
+        if setup is not None:  # the target loaded: the static checks can still explain what is wrong
+            from doctor.collect.static.analysis import PartialContext  # noqa: PLC0415
+
+            _static_only(registry(static_only=True), PartialContext(setup, metrics, device, spec.seed), out, fail)
         metrics.duration_s = time.perf_counter() - t0
         out.save()
         return EXIT_TARGET
@@ -97,22 +148,28 @@ def main(workdir: Path) -> int:
         metrics.errors.append(ErrorRecord(kind="forward", message=str(cause), hint=cause.hint or _FORWARD_HINT))
     elif ctx.broken is not None:
         fail(ctx.broken.cause, "forward", ctx.broken.what, _FORWARD_HINT)
-    for probe in registry():
+    for probe in registry(static_only=spec.static_only):
         if ctx.broken is not None and probe.needs_model:
             for name in probe.reported:
                 metrics.probes.append(ProbeRecord(name=name, status=ProbeStatus.skipped,
                                                   reason="the model's forward pass or loss raised (see the error)"))
             continue
-        if spec.static_only and probe.name != "static":
+        if spec.static_only and not probe.static:
             for name in probe.reported:
                 metrics.probes.append(ProbeRecord(name=name, status=ProbeStatus.skipped, reason="--static"))
+            continue
+        if spec.budget not in probe.budgets:
+            why = (f"not run at --budget {spec.budget}: it runs at {' and '.join(probe.budgets)}"
+                   + (f" (it costs {probe.cost})" if probe.cost else ""))
+            for name in probe.reported:
+                metrics.probes.append(ProbeRecord(name=name, status=ProbeStatus.skipped, reason=why))
             continue
         _say(f"probe {probe.name}")
         out.running(probe.name, probe.reported)
         start = time.perf_counter()
         status, reason, sub = ProbeStatus.ran, "", {}
         try:
-            sub = probe.run(ctx) or {}
+            sub = _run_shrinking(probe, ctx)
         except SkipProbe as exc:
             status, reason = ProbeStatus.skipped, str(exc)
         except TargetError as exc:
@@ -137,6 +194,11 @@ def main(workdir: Path) -> int:
             metrics.probes.append(rec)
         metrics.duration_s = time.perf_counter() - t0
         out.save()
+    if spec.static_only:  # the training probes were not even imported: list what they would have measured
+        done = {p.name for p in metrics.probes}
+        for name in dict.fromkeys(d.probe for d in CATALOGUE.values()):
+            if name not in done and name != "setup":
+                metrics.probes.append(ProbeRecord(name=name, status=ProbeStatus.skipped, reason="--static"))
     # Probes skipped after the last one that ran (--static, a broken forward) were recorded but not yet saved.
     metrics.duration_s = time.perf_counter() - t0
     out.save()

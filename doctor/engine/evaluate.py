@@ -4,6 +4,11 @@ A rule is evaluated once (scope model), once per layer in forward order (scope l
 per class (scope class). A layer or class that lacks a metric the rule needs is passed over
 silently; a rule that could not be decided anywhere is *skipped* (with the reason: which
 metrics, from which probe, and why that probe did not run), never counted as passed.
+
+A finding is located in the user's file from Metrics.layer_sites: at its layer (scope layer) or at
+the subject its rule's `location:` metric names. A rule with `confirmed_by` / `contradicted_by`
+(static suspicion meeting dynamic evidence) sets the finding's confidence: high when confirmed,
+medium when the confirmation is false or was not measured, low, and severity info, when contradicted.
 """
 
 from __future__ import annotations
@@ -13,9 +18,9 @@ from typing import Any, Iterator, Mapping, Optional
 from pydantic import BaseModel, Field
 
 from doctor.engine.expr import EvalError, Expr, Missing
-from doctor.engine.loader import Rule
+from doctor.engine.loader import Check, Rule
 from doctor.metrics import CATALOGUE, Metrics, ProbeStatus, Value
-from doctor.report import Evidence, Finding, Location, RankedCause
+from doctor.report import Evidence, Finding, Location, RankedCause, Severity
 
 # Cause statuses, most likely first; ruled-out causes stay listed so the report can say why.
 CAUSE_ORDER = {"supported": 0, "possible": 1, "unknown": 2, "ruled_out": 3}
@@ -105,7 +110,7 @@ def judge(rules: list[Rule], metrics: Metrics) -> "Judgement":
             decided = True
             if holds:
                 fired = True
-                out.findings.append(_finding(rule, subject))
+                out.findings.append(_finding(rule, subject, metrics))
         if decided:
             out.evaluated += 1
             if not fired:
@@ -122,18 +127,112 @@ def judge(rules: list[Rule], metrics: Metrics) -> "Judgement":
 FAMILY_ORDER = {"data": 0, "structure": 1, "dynamics": 2}
 
 
-def _finding(rule: Rule, subject: _Subject) -> Finding:
-    return Finding(
+def _finding(rule: Rule, subject: _Subject, metrics: Metrics) -> Finding:
+    finding = Finding(
         rule=rule.id,
         symptom=rule.symptom,
         severity=rule.severity,
         message=rule.message.render(subject.get),
-        location=Location(module=subject.module, label=subject.context.get("label")),
+        location=_locate(rule, subject, metrics),
         evidence=subject.evidence(rule.when, with_missing=False),
         charts=list(rule.spec.evidence),
         causes=_rank_causes(rule, subject),
         references=list(rule.spec.references),
     )
+    _weigh(finding, rule, subject, metrics)
+    return finding
+
+
+def _locate(rule: Rule, subject: _Subject, metrics: Metrics) -> Location:
+    """The module path (or call) the finding is about, with its file and line when the collector knows them."""
+    where = subject.module
+    if rule.location is not None:
+        try:
+            value = subject.lookup(rule.location)
+        except Missing:
+            value = None
+        where = str(value) if value not in (None, "") else where
+    loc = Location(module=where, label=subject.context.get("label"))
+    site = metrics.layer_sites.get(where) if where else None
+    if site:
+        head, sep, tail = site.rpartition(":")  # "file:line"; the file may itself hold ':'
+        loc.file, loc.line = (head, int(tail)) if sep and tail.isdigit() else (site, None)
+    return loc
+
+
+def _holds(check: Check, rule: Rule, subject: _Subject) -> Optional[bool]:
+    """True or False, or None when a metric it reads was not measured."""
+    try:
+        return bool(check.when.evaluate(subject.lookup, rule.params))
+    except (Missing, EvalError):
+        return None
+
+
+def _note(check: Check, subject: _Subject, lead: str) -> str:
+    if check.note is not None:
+        return check.note.render(subject.get)
+    shown = ", ".join(f"{e.name} = {_show(e.value)}" for e in subject.evidence(check.when, with_missing=False))
+    return f"{lead}: {shown}." if shown else f"{lead}."
+
+
+def _show(v: Value) -> str:
+    return f"{v:.3g}" if isinstance(v, float) else str(v).lower() if isinstance(v, bool) else str(v)
+
+
+def _weigh(finding: Finding, rule: Rule, subject: _Subject, metrics: Metrics) -> None:
+    """Confidence from the rule's confirmed_by / contradicted_by, with a note saying which measurement decided it."""
+    seen = {e.name for e in finding.evidence}
+
+    def add_evidence(check: Check) -> None:
+        for e in subject.evidence(check.when, with_missing=False):
+            if e.name not in seen:
+                seen.add(e.name)
+                finding.evidence.append(e)
+
+    against = rule.contradicted_by
+    if against is not None and _holds(against, rule, subject):
+        was = finding.severity.value
+        finding.confidence = "low"
+        finding.severity = Severity.info
+        finding.notes.append(_note(against, subject, "Contradicted by measurement")
+                             + (f" Lowered from {was} to info." if was != "info" else ""))
+        add_evidence(against)
+        return
+    confirm = rule.confirmed_by
+    if confirm is None:
+        return
+    held = _holds(confirm, rule, subject)
+    if held:
+        finding.confidence = "high"
+        finding.notes.append(_note(confirm, subject, "Confirmed by measurement"))
+        add_evidence(confirm)
+        return
+    finding.confidence = "medium"
+    if held is None:
+        missing = [n for n in confirm.when.names if _missing(subject, n)]
+        finding.notes.append("Not confirmed by a measurement: " + _why_missing(missing, metrics) + ".")
+    else:
+        shown = ", ".join(f"{e.name} = {_show(e.value)}" for e in subject.evidence(confirm.when, with_missing=False))
+        finding.notes.append("The measurements do not confirm it" + (f" ({shown})" if shown else "") + ".")
+
+
+def _missing(subject: _Subject, name: str) -> bool:
+    try:
+        subject.lookup(name)
+    except Missing:
+        return True
+    return False
+
+
+def _why_missing(names: list[str], metrics: Metrics) -> str:
+    parts = []
+    for name in names:
+        d = CATALOGUE.get(name)
+        rec = metrics.probe(d.probe) if d is not None else None
+        why = f" (probe {rec.name} {rec.status.value}" + (f": {rec.reason})" if rec.reason else ")") \
+            if rec is not None and rec.status != ProbeStatus.ran else (f" (probe {d.probe} did not run)" if d and rec is None else "")
+        parts.append(f"{name} was not measured{why}")
+    return "; ".join(parts) if parts else "a value it needs was not measured"
 
 
 def _rank_causes(rule: Rule, subject: _Subject) -> list[RankedCause]:

@@ -31,13 +31,22 @@ def explain(rule: Rule) -> str:
     out += _block("Example that triggers it", doc.example)
     out += _block("Instead", doc.instead)
     out += _block("Fires when", rule.when.source)
+    if rule.confirmed_by is not None:
+        out += _block("Confirmed when (confidence high; medium when unmeasured)", rule.confirmed_by.when.source)
+    if rule.contradicted_by is not None:
+        out += _block("Contradicted when (lowered to info)", rule.contradicted_by.when.source)
+    if rule.location:
+        out.append(f"Located at the subject in {rule.location}")
+        out.append("")
     if rule.params:
         out.append("Parameters (override in configuration)")
         out += [f"    {k} = {compact(v)}" for k, v in rule.params.items()]
         out.append("")
-    if rule.when.names:
+    read = list(dict.fromkeys(rule.when.names + tuple(n for c in (rule.confirmed_by, rule.contradicted_by)
+                                                       if c is not None for n in c.when.names)))
+    if read:
         out.append("Measurements it reads")
-        for name in rule.when.names:
+        for name in read:
             d = CATALOGUE.get(name)
             out.append(f"    {name} ({d.probe}): {d.doc}" if d else f"    {name}")
         out.append("")

@@ -11,7 +11,7 @@ import yaml
 from pydantic import ValidationError
 
 from doctor.engine.expr import Expr, ExprError, compile_expr
-from doctor.engine.schema import CauseSpec, DocSpec, RuleSpec, suggest
+from doctor.engine.schema import CauseSpec, CheckSpec, DocSpec, RuleSpec, suggest
 from doctor.engine.template import RESERVED, Template, TemplateError, parse_template, spec_ok
 from doctor.metrics import CATALOGUE, MetricKind
 from doctor.report import Severity
@@ -57,6 +57,14 @@ class Cause:
     when: Optional[Expr]
 
 
+@dataclass(frozen=True)
+class Check:
+    """A compiled `confirmed_by` or `contradicted_by`: its condition and optional note template."""
+
+    when: Expr
+    note: Optional[Template]
+
+
 @dataclass(frozen=True, eq=False)
 class Rule:
     """A validated rule: its spec, compiled expressions, effective params and severity, and file."""
@@ -69,6 +77,8 @@ class Rule:
     causes: tuple[Cause, ...]
     message: Template
     lines: Mapping[tuple[str, ...], int] = field(repr=False)  # key path -> line in `source`
+    confirmed_by: Optional[Check] = None
+    contradicted_by: Optional[Check] = None
 
     @property
     def id(self) -> str:
@@ -89,6 +99,10 @@ class Rule:
     @property
     def doc(self) -> DocSpec:
         return self.spec.doc
+
+    @property
+    def location(self) -> Optional[str]:
+        return self.spec.location
 
     def line_of(self, *path: Any) -> Optional[int]:
         return _line_for(self.lines, path)
@@ -195,6 +209,8 @@ def _model_at(loc: tuple) -> Optional[type]:
         return DocSpec
     if loc[0] == "causes" and len(loc) == 2:
         return CauseSpec
+    if loc[0] in ("confirmed_by", "contradicted_by") and len(loc) == 1:
+        return CheckSpec
     return None
 
 
@@ -298,20 +314,48 @@ def load_rule_file(path: Union[str, Path]) -> Rule:
         _check_split_fixes(nodes.get(("causes", str(i), "fixes")), i, path, errors)
         causes.append(Cause(id=c.id, text=c.text, fixes=tuple(c.fixes), when=expr))
 
-    template = None
-    try:
-        template = parse_template(spec.message)
-    except TemplateError as e:
-        err(("message",), f"message: {e}")
-    if template is not None:
-        for problem in _template_problems(template, spec, names_ok):
-            err(("message",), f"message: {problem}")
+    def template_at(key_path: tuple, text: str, what: str) -> Optional[Template]:
+        try:
+            parsed = parse_template(text)
+        except TemplateError as e:
+            err(key_path, f"{what}: {e}")
+            return None
+        for problem in _template_problems(parsed, spec, names_ok):
+            err(key_path, f"{what}: {problem}")
+        return parsed
+
+    template = template_at(("message",), spec.message, "message")
+
+    checks: dict[str, Optional[Check]] = {}
+    for key in ("confirmed_by", "contradicted_by"):
+        c: Optional[CheckSpec] = getattr(spec, key)
+        if c is None:
+            checks[key] = None
+            continue
+        expr = compile_at((key, "when"), c.when, f"{key}.when")
+        if expr is not None and expr.kind in ("text", "none", "list"):
+            err((key, "when"), f"{key}.when: must be a condition, but it gives {expr.kind}")
+        note = template_at((key, "note"), c.note, f"{key}.note") if c.note is not None else None
+        checks[key] = Check(when=expr, note=note) if expr is not None else None
+
+    if spec.location is not None:
+        d = CATALOGUE.get(spec.location)
+        verdict = names_ok(spec.location)
+        if d is None:
+            err(("location",), f"location: unknown metric '{spec.location}'"
+                               f"{suggest(spec.location, [n for n, m in CATALOGUE.items() if m.kind == MetricKind.text])}")
+        elif isinstance(verdict, str):
+            err(("location",), f"location: {verdict}")
+        elif d.kind != MetricKind.text:
+            err(("location",), f"location: '{spec.location}' holds a {d.kind.value}; it must be a text metric naming "
+                               "a module path or call (such as static.output_op_at)")
 
     if errors or when is None or template is None:
         raise RuleError.many(errors)
     return Rule(
         spec=spec, source=path, severity=Severity(spec.severity), params=dict(spec.params),
         when=when, causes=tuple(causes), message=template, lines=lines,
+        confirmed_by=checks["confirmed_by"], contradicted_by=checks["contradicted_by"],
     )
 
 

@@ -96,6 +96,21 @@ class CauseSpec(_Spec):
     fixes: Annotated[list[Text], Field(min_length=1)]
 
 
+def _check_shorthand(v: Any) -> Any:
+    # `confirmed_by: <expression>` is short for `confirmed_by: {when: <expression>}`.
+    return {"when": v} if isinstance(v, str) else v
+
+
+class CheckSpec(_Spec):
+    """A condition over measurements that confirms (or contradicts) a fired rule, and what to say then."""
+
+    when: Text
+    note: Optional[Text] = None  # a message template; without one the note lists the values it read
+
+
+Check = Annotated[Optional[CheckSpec], BeforeValidator(_check_shorthand)]
+
+
 class DocSpec(_Spec):
     """What `doctor explain RULE` prints."""
 
@@ -116,5 +131,12 @@ class RuleSpec(_Spec):
     message: Text
     causes: Annotated[list[CauseSpec], _none_as_empty(list)] = Field(default_factory=list)
     evidence: Annotated[list[Annotated[str, AfterValidator(_evidence)]], _none_as_empty(list)] = Field(default_factory=list)
+    # Static suspicion meets dynamic evidence: a fired rule whose `confirmed_by` holds is reported with high
+    # confidence; one that could not be confirmed with medium; one whose `contradicted_by` holds drops to info.
+    confirmed_by: Check = None
+    contradicted_by: Check = None
+    # A text metric naming the subject (module path or call) the finding is about; the judge looks up its
+    # file and line in Metrics.layer_sites. Layer-scoped rules are located at their layer without it.
+    location: Optional[Text] = None
     references: Annotated[list[Text], _none_as_empty(list)] = Field(default_factory=list)
     doc: DocSpec

@@ -1,28 +1,30 @@
-"""Static facts from the module tree: activations, normalisation layers, depth."""
+"""Static facts: the module tree, the traced graph, the loss and optimizer as built, and the target's source.
+
+No training step: one forward pass on one example batch at most (doctor/collect/static/).
+Runs on a PartialContext too, when the target loaded but could not be prepared.
+"""
 
 from __future__ import annotations
 
-from torch import nn
-
-from doctor.collect.instrument import RELU_FAMILY, SATURATING
 from doctor.collect.probes import Probe
-
-_ACTIVATIONS = (nn.ReLU, nn.ReLU6, nn.LeakyReLU, nn.PReLU, nn.ELU, nn.SELU, nn.CELU, nn.GELU, nn.SiLU, nn.Mish,
-                nn.Sigmoid, nn.Tanh, nn.Hardtanh, nn.Hardswish, nn.Hardsigmoid, nn.Softplus)
-_NORMS = (nn.modules.batchnorm._NormBase, nn.LayerNorm, nn.GroupNorm, nn.LocalResponseNorm)
 
 
 def run(ctx) -> None:
-    mods = list(ctx.setup.model.modules())
-    ctx.metrics.scalars.update({
-        "static.activation_layers": sum(isinstance(m, _ACTIVATIONS) for m in mods),
-        "static.relu_layers": sum(isinstance(m, RELU_FAMILY) for m in mods),
-        "static.saturating_activations": sum(isinstance(m, SATURATING) for m in mods),
-        "static.normalization_layers": sum(isinstance(m, _NORMS) for m in mods),
-        "static.param_layers": sum(any(True for _ in m.parameters(recurse=False)) for m in mods),
-        "static.depth": len(ctx.layer_order),
-    })
+    from doctor.collect.static.analysis import Analysis, inputs_from  # noqa: PLC0415
+    from doctor.collect.static.checks import run_checks  # noqa: PLC0415
+
+    analysis = Analysis(inputs_from(ctx))
+    facts = run_checks(analysis)
+    m = ctx.metrics
+    m.scalars.update(facts.scalars)
+    for path, values in facts.layers.items():
+        m.layers.setdefault(path, {}).update(values)
+    m.layer_sites.update(facts.sites)
+    if not m.layer_types:  # a PartialContext: prepare() did not get to fill them
+        m.layer_types = {n: type(mod).__name__ for n, mod in ctx.setup.model.named_modules() if n}
+    m.setup.notes.extend(analysis.notes)
 
 
-PROBE = Probe(name="static", doc="Counts activation, normalisation and parametrised layers in the module tree.",
-              run=run, needs_model=False, cost="no steps", order=0)
+PROBE = Probe(name="static", doc="Structure faults from the module tree, the traced graph, the loss and optimizer as "
+                                 "built, and the target's source.",
+              run=run, needs_model=False, static=True, cost="no steps; one forward pass on one batch", order=0)

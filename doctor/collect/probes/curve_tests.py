@@ -1,0 +1,120 @@
+"""Statistical tests on the training burst's curves: plateau, oscillation and divergence, a widening gap.
+
+Runs after the burst on the curves it published (loss.train, loss.val, loss.train_eval); no
+training of its own. Trends are Mann-Kendall tests (Kendall's tau against the step, one-sided),
+levels are running medians, so one noisy batch decides nothing.
+"""
+
+from __future__ import annotations
+
+import math
+import statistics
+from typing import Optional, Sequence
+
+from scipy import stats
+
+from doctor.collect.probes import Probe, SkipProbe
+
+MIN_POINTS = 12  # a half-curve shorter than 6 points carries no trend worth testing
+SPIKE_RATIO = 2.0  # a spike: above twice the median of the points just before it ...
+SPIKE_SHARE = 0.25  # ... and undoing more than a quarter of the fall made so far
+
+
+def trend_p(ys: Sequence[float], alternative: str) -> float:
+    """One-sided Mann-Kendall p-value: 'less' tests for a downward trend, 'greater' for an upward one."""
+    if len(ys) < 3 or len(set(ys)) < 2:
+        return 1.0
+    p = stats.kendalltau(range(len(ys)), ys, alternative=alternative).pvalue
+    return float(p) if math.isfinite(p) else 1.0
+
+
+def running_median(xs: Sequence[float], window: int) -> list[float]:
+    half = window // 2
+    return [statistics.median(xs[max(0, i - half): i + half + 1]) for i in range(len(xs))]
+
+
+def plateau_start(losses: Sequence[float], step: int = 5, p_flat: float = 0.1) -> int:
+    """First step (1-based, on a grid of `step`) from which the rest of the curve shows no downward
+    trend; the curve's length when it kept falling to the end."""
+    n = len(losses)
+    for t in range(0, n - 2 * step + 1, step):
+        if trend_p(losses[t:], "less") > p_flat:
+            return t + 1
+    return n
+
+
+def train_curve_tests(losses: Sequence[float]) -> dict[str, float]:
+    """Plateau, spikes and late rise of a finite training-loss curve."""
+    n = len(losses)
+    if n < MIN_POINTS or not all(math.isfinite(v) for v in losses):
+        return {}
+    w = 5
+    smooth = running_median(losses, w)
+    k = max(3, n // 10)
+    start = statistics.fmean(losses[:k])
+    half = n // 2
+    late = losses[half:]
+    out: dict[str, float] = {
+        "curve.early_down_p": trend_p(losses[:half], "less"),
+        "curve.late_down_p": trend_p(late, "less"),
+        "curve.late_up_p": trend_p(late, "greater"),
+    }
+    best = min(range(n), key=smooth.__getitem__)
+    lowest = smooth[best]
+    if start > 0:
+        out["curve.late_level"] = statistics.fmean(late) / start
+    if lowest > 0:
+        out["curve.rise"] = smooth[-1] / lowest
+    out["curve.best_at"] = best / (n - 1)
+    drop = max(start - lowest, 0.0)
+    out["curve.plateau_from"] = plateau_start(losses)
+    spikes, worst, inside = 0, 1.0, False
+    for i in range(max(w, k), n):
+        ref = statistics.median(losses[i - w: i])
+        if ref <= 0:
+            inside = False
+            continue
+        r = losses[i] / ref
+        worst = max(worst, r)
+        spiking = r > SPIKE_RATIO and losses[i] - ref > SPIKE_SHARE * max(drop, 0.05 * abs(start))
+        spikes += spiking and not inside  # a spike lasting several steps counts once
+        inside = spiking
+    out["curve.spikes"] = spikes
+    out["curve.spike_max"] = worst
+    return out
+
+
+def gap_tests(val: Sequence[Optional[float]], train_eval: Sequence[Optional[float]]) -> dict[str, float]:
+    """Is the validation loss pulling away from the training-set loss (both in eval mode), and rising?"""
+    pairs = [(v, t) for v, t in zip(val, train_eval)
+             if v is not None and t is not None and math.isfinite(v) and math.isfinite(t)]
+    if len(pairs) < 3 or len(pairs) != len(val):
+        return {}
+    vals = [v for v, _ in pairs]
+    return {"curve.gap_up_p": trend_p([v - t for v, t in pairs], "greater"),
+            "curve.val_up_p": trend_p(vals[len(vals) // 2 - 1:] if len(vals) >= 4 else vals, "greater")}
+
+
+def run(ctx) -> None:
+    series = ctx.metrics.series
+    train = series.get("loss.train")
+    if train is None:
+        raise SkipProbe("the training burst published no training-loss curve")
+    losses = [v for v in train.y]
+    if any(v is None or not math.isfinite(v) for v in losses):
+        raise SkipProbe("the training loss became NaN or infinite (see nan-loss)")
+    found = train_curve_tests(losses)  # type: ignore[arg-type]
+    if not found:
+        raise SkipProbe(f"the training burst ran {len(losses)} steps; the tests need {MIN_POINTS}")
+    sc = ctx.metrics.scalars
+    sc.update(found)
+    val, tr = series.get("loss.val"), series.get("loss.train_eval")
+    if val is not None and tr is not None:
+        sc.update(gap_tests(val.y, tr.y))
+
+
+PROBE = Probe(
+    name="curve_tests",
+    doc="Mann-Kendall trend tests on the halves of the training-loss curve (plateau, late rise), spikes "
+        "above twice the trailing median, and the trend of the validation/training gap.",
+    run=run, needs_data=True, order=52, cost="no training: statistics on the burst's curves")

@@ -1,0 +1,43 @@
+"""Data leakage: validation samples that also appear, byte for byte, in the training data."""
+
+from __future__ import annotations
+
+import torch
+
+from doctor.collect.probes import Probe, SkipProbe
+from doctor.collect.scan import scan
+
+NO_TRAIN = "no training data in the target (define train_data)"
+NO_VAL = ("no validation data in the target (define val_data): the batches held out for validation come "
+          "from the training data itself")
+
+
+def run(ctx) -> None:
+    train = scan(ctx, "train")
+    if train is None:
+        raise SkipProbe(NO_TRAIN)
+    val = scan(ctx, "val")
+    if val is None:
+        raise SkipProbe(NO_VAL)
+    if not train.samples or not val.samples:
+        raise SkipProbe("the training or validation data yielded no samples")
+    hits = int(torch.isin(val.hashes, train.hashes).sum())
+    # How often the data repeats by itself (small discrete inputs collide by chance): the same test within
+    # the training samples, second half against first half.
+    half = train.samples // 2
+    first, second = train.hashes[:half], train.hashes[half:]
+    repeat = float(torch.isin(second, first).float().mean()) if half else 0.0
+    ctx.metrics.scalars.update({
+        "data.leak_train_samples": train.samples,
+        "data.leak_val_samples": val.samples,
+        "data.leak_val_in_train": hits,
+        "data.leak_frac": hits / val.samples,
+        "data.train_repeat_frac": repeat,
+    })
+
+
+PROBE = Probe(name="data_leakage", doc="Hashes every examined training and validation sample on the device and "
+              "counts validation samples identical to a training sample.",
+              run=run, needs_model=False, needs_data=True, order=12,
+              cost="one pass over 2k / 8k / 50k samples of each split (quick / standard / deep), shared with the "
+                   "other data probes; no steps")
