@@ -30,7 +30,7 @@ _BITS = {1: torch.uint8, 2: torch.int16, 4: torch.int32, 8: torch.int64}
 
 
 def _as_int64(rows: torch.Tensor) -> torch.Tensor:
-    """The rows' raw bit patterns, one int64 per element (so 0.1 and 0.1000001 differ, and dtypes mix safely)."""
+    """The rows' raw bit patterns, one int64 per element: samples match only when their bytes do."""
     rows = rows.contiguous()
     if rows.dtype == torch.bool:
         return rows.to(torch.int64)
