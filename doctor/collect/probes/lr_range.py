@@ -18,7 +18,7 @@ from doctor.collect.data import cycle
 from doctor.collect.probes import Probe, SkipProbe
 from doctor.metrics import Series
 
-LOWEST, HIGHEST = 1e-5, 10.0  # the sweep always covers these, and reaches 30x past the configured rate
+LOWEST, HIGHEST = 1e-4, 10.0  # the sweep always covers these, and reaches 30x past the configured rate
 MARGIN = 30.0
 SMOOTH = 0.5  # exponential smoothing (bias-corrected) after a running median of 3: one odd batch picks nothing
 DIVERGED = 4.0  # the smoothed loss above this many times its lowest value (and above the start) ends the sweep
@@ -141,7 +141,8 @@ def _diverged(values: list[float]) -> bool:
 PROBE = Probe(
     name="lr_range",
     doc="Learning-rate range test: from the initial weights, raises the optimizer's rate exponentially each "
-        "step (from 1e-5 or lower to 10 or higher) and records the loss; reports the rate at the bottom of "
+        "step (from 1e-4, or 30x below the configured rate, to 10, or 30x above it) and records the loss; "
+        "reports the rate at the bottom of "
         "the loss valley, a suggested rate (a tenth of it) and where the loss diverged.",
     run=run, needs_data=True, order=58,
     cost="3 / 5 / 10 steps per decade of rates, about 20 / 30 / 60 steps (quick / standard / deep); "

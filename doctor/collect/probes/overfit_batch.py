@@ -22,7 +22,7 @@ from doctor.metrics import Series
 RECORDS = ("overfit_batch", "update_ratio", "unchanged_weights", "train_eval")
 SAMPLES = 8  # "one small batch": few enough that any working model can memorise it
 UPDATE_STEPS = 10  # update ratios and moved weights are read over the first steps, before the loss is ~0
-CHECK_EVERY = 10  # one host sync per this many steps, to stop once the batch is memorised
+CHECK_EVERY = 5  # one host sync per this many steps, to stop once the batch is memorised
 SUCCESS = 0.1  # stop early once the loss is below this fraction of its starting value (the rule fires above 0.5)
 # Modules that are random in train mode by design: dropout and its relatives, attention dropout
 # inside MultiheadAttention, stochastic depth (torchvision's StochasticDepth, timm's DropPath).
