@@ -1,7 +1,9 @@
-"""Every fixture through the real CLI: the rules its header expects fire, and no others (warning or above).
+"""Every fixture through the real CLI: the rules its header expects fire; healthy fixtures stay clean.
 
 A fixture's docstring holds `expect: rule-a, rule-b` (or `expect: clean`) and optionally
-`exit: N`; the healthy real architectures are fixtures too, so false alarms fail here.
+`exit: N`. A fault fixture must report at least the rules it names (a fault may also show
+its consequences, e.g. NaN data also makes a NaN loss); a healthy fixture must report nothing
+at warning or above. The healthy real architectures are fixtures too, so false alarms fail here.
 """
 
 from __future__ import annotations
@@ -44,7 +46,8 @@ def gating(report: dict) -> set[str]:
 def test_fixture_reports_what_its_header_says(path: Path) -> None:
     expected, exit_code = header(path)
     proc, report = check(path)
-    assert gating(report) == expected, (
+    fired = gating(report)
+    assert expected <= fired if expected else not fired, (
         f"{path.name}: expected {sorted(expected) or 'clean'}, got "
         + "; ".join(f"{f['rule']}: {f['message']}" for f in report["findings"]))
     if exit_code is None:
