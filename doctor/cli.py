@@ -189,7 +189,7 @@ def _from_logs(rule: "Rule") -> bool:
     from doctor.catalogue.run import PROBE  # noqa: PLC0415
 
     probes = _probes(rule)
-    return bool(probes) and probes <= {PROBE, "train_val"}
+    return bool(probes) and probes <= {PROBE, "train_val", "curve_tests"}
 
 
 def _check_ids(ids: Sequence[str], known: set[str], where: str) -> None:

