@@ -33,12 +33,25 @@ def running_median(xs: Sequence[float], window: int) -> list[float]:
     return [statistics.median(xs[max(0, i - half): i + half + 1]) for i in range(len(xs))]
 
 
-def plateau_start(losses: Sequence[float], step: int = 5, p_flat: float = 0.1) -> int:
-    """First step (1-based, on a grid of `step`) from which the rest of the curve shows no downward
-    trend; the curve's length when it kept falling to the end."""
+def rel_drop(ys: Sequence[float]) -> Optional[float]:
+    """Fall over the stretch (Theil-Sen slope times its length) as a fraction of its median level."""
+    level = statistics.median(ys)
+    if len(ys) < 3 or level <= 0:
+        return None
+    return -float(stats.theilslopes(ys).slope) * (len(ys) - 1) / level
+
+
+def plateau_start(losses: Sequence[float], step: int = 5, p_flat: float = 0.1, flat: float = 0.2) -> int:
+    """First step (1-based, on a grid of `step`) from which the rest of the curve has no downward trend,
+    or falls by less than `flat` of its level; the curve's length when it kept falling to the end."""
     n = len(losses)
     for t in range(0, n - 2 * step + 1, step):
-        if trend_p(losses[t:], "less") > p_flat:
+        rest = losses[t:]
+        k = max(3, len(rest) // 5)
+        level = statistics.median(rest)
+        # Head against tail of what is left (Theil-Sen would call a falling head an outlier and see a plateau).
+        drop = (statistics.fmean(rest[:k]) - statistics.fmean(rest[-k:])) / level if level > 0 else None
+        if trend_p(rest, "less") > p_flat or (drop is not None and drop < flat):
             return t + 1
     return n
 
@@ -63,6 +76,9 @@ def train_curve_tests(losses: Sequence[float]) -> dict[str, float]:
     lowest = smooth[best]
     if start > 0:
         out["curve.late_level"] = statistics.fmean(late) / start
+    drop = rel_drop(late)  # effect size beside the test: with 30 points a negligible slope is "significant"
+    if drop is not None:
+        out["curve.late_rel_drop"] = drop
     if lowest > 0:
         out["curve.rise"] = smooth[-1] / lowest
     out["curve.best_at"] = best / (n - 1)
