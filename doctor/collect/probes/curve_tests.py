@@ -41,7 +41,7 @@ def rel_drop(ys: Sequence[float]) -> Optional[float]:
     return -float(stats.theilslopes(ys).slope) * (len(ys) - 1) / level
 
 
-def plateau_start(losses: Sequence[float], step: int = 5, p_flat: float = 0.1, flat: float = 0.2) -> int:
+def plateau_start(losses: Sequence[float], step: int = 5, p_flat: float = 0.1, flat: float = 0.1) -> int:
     """First step (1-based, on a grid of `step`) from which the rest of the curve has no downward trend,
     or falls by less than `flat` of its level; the curve's length when it kept falling to the end."""
     n = len(losses)
