@@ -226,3 +226,17 @@ def test_nan_in_the_data_is_flagged_and_the_other_probes_still_run():
                  "train_val"):
         assert p[name]["status"] == "ran", p[name]
     assert not report["errors"]
+
+
+# --- a custom train_step that returns nothing -------------------------------------------------------------------
+
+def test_train_step_returning_none_is_named_and_the_other_probes_still_run():
+    r = run_doctor("check", REPO / "fixtures" / "broken" / "train_step_returns_none.py", *QUICK)
+    assert r.returncode == 3
+    no_traceback(r)
+    report = json.loads(r.stdout)
+    error = report["errors"][0]
+    assert "train_step returned None" in error["message"] and "return loss" in error["hint"]
+    p = probes(report)
+    assert p["train_val"]["status"] == "failed"
+    assert p["data_stats"]["status"] == p["overfit_batch"]["status"] == p["custom_step"]["status"] == "ran"

@@ -101,7 +101,7 @@ def test_no_model_lists_the_names_looked_for():
 
 
 def test_import_error_names_file_and_line_and_traceback_only_with_verbose():
-    where = f"{BROKEN / 'import_error.py'}:11"
+    where = f"{(BROKEN / 'import_error.py').relative_to(REPO)}:11"  # shown relative to the working directory
     r = check("import_error.py")
     assert r.returncode == 3
     assert where in r.stdout and "FileNotFoundError" in r.stdout and "importing the target failed" in r.stdout
@@ -116,7 +116,7 @@ def test_import_error_names_file_and_line_and_traceback_only_with_verbose():
 def test_syntax_error_names_file_and_line():
     r = check("syntax_error.py")
     assert r.returncode == 3
-    assert f"{BROKEN / 'syntax_error.py'}:10" in r.stdout and "SyntaxError" in r.stdout
+    assert f"{(BROKEN / 'syntax_error.py').relative_to(REPO)}:10" in r.stdout and "SyntaxError" in r.stdout
     no_traceback(r)
 
 
@@ -126,8 +126,9 @@ def test_forward_raises_writes_every_report_with_the_error(tmp_path):
     out_dir = tmp_path / "out"
     r = check("forward_raises.py", "--output-dir", str(out_dir))
     assert r.returncode == 3
-    where = f"{BROKEN / 'forward_raises.py'}:20"
+    where = f"{(BROKEN / 'forward_raises.py').relative_to(REPO)}:20"
     assert where in r.stdout and "RuntimeError" in r.stdout and "forward pass" in r.stdout
+    assert r.stdout.count(where) == 1, "the error line says where once"
     no_traceback(r)
 
     report = json.loads((out_dir / "report.json").read_text())

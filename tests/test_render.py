@@ -190,6 +190,13 @@ def test_json_has_required_fields_most_severe_first(report: Report) -> None:
     assert render(report, "json") == render_json(report)
 
 
+def test_json_keeps_the_collector_traceback_for_verbose_only() -> None:
+    r = make_report(Metrics())
+    r.errors = [r.errors[0].model_copy(update={"traceback": 'Traceback (most recent call last):\n  File "x.py"'})]
+    assert "traceback" not in json.loads(render_json(r))["errors"][0]
+    assert json.loads(render(r, "json", verbose=True))["errors"][0]["traceback"].startswith("Traceback")
+
+
 def test_json_is_strict_even_with_nan_evidence() -> None:
     r = make_report(Metrics())
     r.findings[0].evidence.append(Evidence(name="init.loss", value=float("nan")))

@@ -19,7 +19,7 @@ def render(report: Report, fmt: str, *, color: bool = False, verbose: bool = Fal
     if fmt == "json":
         from doctor.render.jsonout import render_json
 
-        return render_json(report)
+        return render_json(report, verbose=verbose)
     if fmt == "markdown":
         from doctor.render.markdown import render_markdown
 

@@ -38,9 +38,13 @@ def report_dict(report: Report) -> dict[str, Any]:
     return finite_json(out)
 
 
-def render_json(report: Report) -> str:
-    """Render `report` as indented JSON text."""
-    return json.dumps(report_dict(report), indent=2, ensure_ascii=False, allow_nan=False) + "\n"
+def render_json(report: Report, *, verbose: bool = False) -> str:
+    """Render `report` as indented JSON text; the collector's traceback only with -v, like the terminal."""
+    data = report_dict(report)
+    if not verbose:
+        for error in data.get("errors", []):
+            error.pop("traceback", None)
+    return json.dumps(data, indent=2, ensure_ascii=False, allow_nan=False) + "\n"
 
 
 def metrics_json(report: Report) -> str:

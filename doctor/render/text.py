@@ -35,6 +35,8 @@ def _finding(f: Finding, widths: tuple[int, int], p: _Paint, verbose: bool) -> l
     head = f"{sev}  {p('1', f.rule.ljust(widths[0]))}  {where.ljust(widths[1]) + '  ' if widths[1] else ''}{f.message}"
     out = [head.rstrip() + (p("2", "  (in baseline)") if f.baseline == "unchanged" else "")]
     pad = " " * 9
+    if f.notes:  # a static suspicion met by a probe: say which way it went and how sure that leaves us
+        out.append(f"{pad}{p('2', f'confidence {f.confidence}:')} {' '.join(f.notes)}")
     if f.evidence:
         out.append(f"{pad}{p('2', 'evidence:')} {_ev(f.evidence)}")
     for c in f.causes:
@@ -55,7 +57,7 @@ def render_text(report: Report, *, color: bool = False, verbose: bool = False) -
     p = _Paint(color)
     findings = values.ordered(report.findings)
     lines: list[str] = []
-    title = f"doctor {report.version}".rstrip() + (f" — {report.target}" if report.target else "")
+    title = f"doctor {report.version}".rstrip() + (f" — {values.short_path(report.target)}" if report.target else "")
     lines.append(p("1", title))
     s = report.setup
     parts = [x for x in (s.model_class, s.task, s.loss, s.optimizer, f"batch {s.batch_size}" if s.batch_size else "") if x]
@@ -95,7 +97,10 @@ def render_text(report: Report, *, color: bool = False, verbose: bool = False) -
         lines.append(p("1", "Errors"))
         for e in report.errors:
             where = values.fileline(e.file, e.line)
-            lines.append(f"  {p('31;1', e.kind)}" + (f" [{e.probe}]" if e.probe else "") + (f" {where}" if where else "") + f": {e.message}")
+            message = e.message.replace(e.file, values.short_path(e.file)) if e.file else e.message
+            if where and where in message:  # the message already says where; once is enough
+                where = ""
+            lines.append(f"  {p('31;1', e.kind)}" + (f" [{e.probe}]" if e.probe else "") + (f" {where}" if where else "") + f": {message}")
             if e.hint:
                 lines.append(f"    hint: {e.hint}")
             if verbose and e.traceback:

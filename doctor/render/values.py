@@ -49,9 +49,24 @@ def ordered(findings: Iterable[Finding]) -> list[Finding]:
     return sorted(findings, key=lambda f: -f.severity.rank)
 
 
+def short_path(file: str) -> str:
+    """A path under the working directory as a relative one, as ruff and pytest print them."""
+    import os  # noqa: PLC0415
+
+    if os.path.isabs(file):
+        try:
+            rel = os.path.relpath(file)
+        except ValueError:  # another drive on Windows
+            return file
+        if not rel.startswith(".."):
+            return rel
+    return file
+
+
 def fileline(file: str | None, line: int | None) -> str:
     if not file:
         return ""
+    file = short_path(file)
     return f"{file}:{line}" if line else file
 
 

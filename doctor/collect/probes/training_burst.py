@@ -16,11 +16,25 @@ from doctor.collect.context import model_output
 from doctor.collect.data import cycle
 from doctor.collect.instrument import ActStats, GradStats
 from doctor.collect.probes import Probe
+from doctor.collect.target import TargetError
 from doctor.metrics import Series
 
 RECORDS = ("gradient_flow", "activation_health", "train_val")
 _NOT_WEIGHT_LAYERS = {"Embedding", "EmbeddingBag", "BatchNorm1d", "BatchNorm2d", "BatchNorm3d", "LayerNorm",
                       "GroupNorm", "InstanceNorm1d", "InstanceNorm2d", "InstanceNorm3d", "RMSNorm", "PReLU"}
+
+
+def checked_step_loss(loss):
+    """A custom train_step's return value as the loss the curves need, or a TargetError saying what came back."""
+    if isinstance(loss, torch.Tensor) and loss.numel() == 1:
+        return loss.reshape(())
+    if isinstance(loss, (int, float)) and not isinstance(loss, bool):
+        return float(loss)
+    got = (f"a tensor of shape {tuple(loss.shape)}" if isinstance(loss, torch.Tensor)
+           else "None" if loss is None else f"a {type(loss).__name__}")
+    raise TargetError(f"train_step returned {got}; doctor needs the step's loss (a scalar tensor or a float) "
+                      "to draw the training curves",
+                      kind="forward", hint="End train_step with `return loss` (or `return loss.item()`).")
 
 
 def _evaluator(ctx, model):
@@ -159,8 +173,9 @@ def run(ctx) -> Optional[dict[str, str]]:
         from doctor.collect.inject import call_injected  # noqa: PLC0415 - only custom steps need it
 
         def step_fn(m, batch, o):
-            return call_injected(user_step, {"model": m, "batch": batch, "optimizer": o, "loss_fn": ctx.loss_fn,
+            loss = call_injected(user_step, {"model": m, "batch": batch, "optimizer": o, "loss_fn": ctx.loss_fn,
                                              "device": ctx.device}, what="train_step")
+            return checked_step_loss(loss)
     else:
         step_fn = builtin_step(lambda m, b: ctx.compute_loss(model_output(m, b[0]), b[1]))
 
