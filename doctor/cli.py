@@ -249,7 +249,8 @@ def _select_rules(args: argparse.Namespace, cfg: "Loaded", rules: list["Rule"]) 
     return rules
 
 
-def _metrics(args: argparse.Namespace, settings: dict, console: Console, path: str, factory: Optional[str]):
+def _metrics(args: argparse.Namespace, settings: dict, console: Console, path: str, factory: Optional[str],
+             meanwhile=lambda: None):
     """Measure (or read) the metrics; returns (metrics, collector log, failed-to-start ExitCode or None)."""
     from doctor.metrics import Metrics  # noqa: PLC0415
 
@@ -281,7 +282,7 @@ def _metrics(args: argparse.Namespace, settings: dict, console: Console, path: s
     if timeout <= 0:
         raise UsageError("--timeout must be positive")
     try:
-        collected = collect(spec, timeout, progress=console.progress)
+        collected = collect(spec, timeout, progress=console.progress, meanwhile=meanwhile)
     finally:
         console.clear()
     metrics = collected.metrics
@@ -328,12 +329,19 @@ def cmd_check(args: argparse.Namespace) -> int:
     start = Path(args.logdir) if args.logdir else Path(path) if path else None
     cfg = _config(args.config, start)
     settings = _settings(args, cfg)
-    every = _load_rules(cfg.rules_dirs() + list(args.rules_dir), cfg)
-    rules = _select_rules(args, cfg, every)
+    loaded: dict[str, list] = {}
 
-    metrics, log, early = _metrics(args, settings, console, path, factory)
+    def load() -> None:  # a bad rule or selection is exit 2, with or without a collector running
+        loaded["every"] = _load_rules(cfg.rules_dirs() + list(args.rules_dir), cfg)
+        loaded["rules"] = _select_rules(args, cfg, loaded["every"])
+
+    # The rules load while the collector imports torch; --metrics and --logdir start no collector.
+    metrics, log, early = _metrics(args, settings, console, path, factory, meanwhile=load)
     if early is not None:
         return early
+    if "every" not in loaded:
+        load()
+    every, rules = loaded["every"], loaded["rules"]
     judgement = judge(rules, metrics)
     baseline.assign(judgement.findings)
     decided = set(judgement.passed) | {f.rule for f in judgement.findings}

@@ -62,8 +62,13 @@ def _on_sigterm_raise():
         return None
 
 
-def collect(spec: CollectSpec, timeout_s: float, *, progress: Callable[[str], None] = lambda _m: None) -> Collected:
-    """Run the collector on `spec`; always returns Metrics, with an ErrorRecord when the child failed."""
+def collect(spec: CollectSpec, timeout_s: float, *, progress: Callable[[str], None] = lambda _m: None,
+            meanwhile: Callable[[], None] = lambda: None) -> Collected:
+    """Run the collector on `spec`; always returns Metrics, with an ErrorRecord when the child failed.
+
+    `meanwhile` runs in this process once the child has started (the child spends its first seconds
+    importing torch); if it raises, the child is killed and the exception propagates.
+    """
     with tempfile.TemporaryDirectory(prefix="doctor-") as tmp:
         work = Path(tmp)
         (work / SPEC_FILE).write_text(spec.model_dump_json())
@@ -79,6 +84,7 @@ def collect(spec: CollectSpec, timeout_s: float, *, progress: Callable[[str], No
             timed_out = False
             previous = _on_sigterm_raise()
             try:
+                meanwhile()
                 while child.poll() is None:
                     state = _read_json(work / PROGRESS_FILE) or {}
                     if state.get("probe") and state["probe"] != shown:
