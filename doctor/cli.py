@@ -312,11 +312,6 @@ def _apply_baseline(report, args: argparse.Namespace, settings: dict, console: C
 
 
 def cmd_check(args: argparse.Namespace) -> int:
-    from doctor import baseline, suppress  # noqa: PLC0415
-    from doctor.engine.evaluate import judge  # noqa: PLC0415
-    from doctor.render import render, write_outputs  # noqa: PLC0415
-    from doctor.report import Report, Status  # noqa: PLC0415
-
     console = Console(args.quiet, args.verbose)
     t0 = time.perf_counter()
     if args.logdir and args.target:
@@ -334,6 +329,8 @@ def cmd_check(args: argparse.Namespace) -> int:
     def load() -> None:  # a bad rule or selection is exit 2, with or without a collector running
         loaded["every"] = _load_rules(cfg.rules_dirs() + list(args.rules_dir), cfg)
         loaded["rules"] = _select_rules(args, cfg, loaded["every"])
+        # Imported here, not before the collector starts: it should be importing torch already.
+        import doctor.baseline, doctor.engine.evaluate, doctor.render, doctor.report, doctor.suppress  # noqa: E401,F401,PLC0415
 
     # The rules load while the collector imports torch; --metrics and --logdir start no collector.
     metrics, log, early = _metrics(args, settings, console, path, factory, meanwhile=load)
@@ -342,6 +339,10 @@ def cmd_check(args: argparse.Namespace) -> int:
     if "every" not in loaded:
         load()
     every, rules = loaded["every"], loaded["rules"]
+    from doctor import baseline, suppress  # noqa: PLC0415
+    from doctor.engine.evaluate import judge  # noqa: PLC0415
+    from doctor.render import render, write_outputs  # noqa: PLC0415
+    from doctor.report import Report, Status  # noqa: PLC0415
     judgement = judge(rules, metrics)
     baseline.assign(judgement.findings)
     decided = set(judgement.passed) | {f.rule for f in judgement.findings}
@@ -402,8 +403,11 @@ def _human_summary(report, args: argparse.Namespace, console: Console, log: str)
         console.info(f"doctor: {report.status.value}: {c['error']} errors, {c['warning']} warnings, {c['info']} info",
                      code)
         if report.status.value == "failed":
+            from doctor.render.values import short_path  # noqa: PLC0415
+
             for e in report.errors:
-                console.error(f"doctor: {e.message}" + (f"\n  {e.hint}" if e.hint else ""))
+                message = e.message.replace(e.file, short_path(e.file)) if e.file else e.message
+                console.error(f"doctor: {message}" + (f"\n  {e.hint}" if e.hint else ""))
     if args.verbose and log:
         console.info("--- collector log ---\n" + log.rstrip())
 

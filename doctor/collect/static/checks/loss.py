@@ -80,6 +80,18 @@ def _output_op(a: Analysis) -> tuple[Optional[Op], str, Optional[Op], bool]:
     return op, category(op), detach or d2, False
 
 
+def _broadcast(a: tuple[int, ...], b: tuple[int, ...]) -> tuple[int, ...]:
+    """NumPy/PyTorch broadcasting of two shapes (torch.broadcast_shapes imports sympy: a second of --static)."""
+    n = max(len(a), len(b))
+    a, b = (1,) * (n - len(a)) + a, (1,) * (n - len(b)) + b
+    out = []
+    for x, y in zip(a, b):
+        if x != y and 1 not in (x, y):
+            raise ValueError(f"shapes {a} and {b} do not broadcast")
+        out.append(y if x == 1 else x)
+    return tuple(out)
+
+
 def check(a: Analysis, f: Facts) -> None:
     op, kind, detach, in_loss = _output_op(a)
     if op is not None:
@@ -105,8 +117,8 @@ def check(a: Analysis, f: Facts) -> None:
     broadcast, mismatch = False, False
     if lt.kind in ELEMENTWISE and in_shape != tgt_shape:
         try:
-            shape = torch.broadcast_shapes(in_shape, tgt_shape)
-        except RuntimeError:
+            shape = _broadcast(tuple(in_shape), tuple(tgt_shape))
+        except ValueError:
             mismatch = True
         else:
             if math.prod(shape) > max(math.prod(in_shape), math.prod(tgt_shape)):
