@@ -33,6 +33,13 @@ TITLES = {
     "data.class_counts": "Training samples per class",
     "data.feature_std": "Input scale by feature",
     "init.loss": "Initial loss against expected",
+    "data.shift_smd_by_feature": "Train/validation shift by feature",
+    "data.order_batch_majority": "Largest class share per batch, in loader order",
+    "data.loader_timing": "Waiting for data against computing",
+    "lr.range": "Learning-rate range test",
+    "ovf.loss": "Overfitting one batch",
+    "upd.ratio_by_layer": "Update/weight ratio by layer",
+    "pred.class_counts": "Predicted class counts",
 }
 Y_RANGES = {"acc": (0.0, 1.0)}  # accuracy reads against the whole 0..1 scale
 THRESHOLDS = {"act.dead_frac_by_layer": 0.5, "act.saturated_frac_by_layer": 0.5}

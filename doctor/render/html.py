@@ -35,6 +35,8 @@ def render_html(report: Report) -> str:
     measured, _ = figures.figures(figures.all_names(series), series, cache)
     probes, errors = report.probes, report.errors  # the Report's, so every format counts the same
     probe_counts = {s.value: sum(1 for p in probes if p.status == s) for s in ProbeStatus}
+    text_columns = {k for v in (metrics.layers.values() if metrics else []) for k, x in v.items()
+                    if isinstance(x, (str, bool))}
     tmpl = environment(True).get_template("html/report.html.j2")
     return tmpl.render(
         r=report,
@@ -46,7 +48,10 @@ def render_html(report: Report) -> str:
         errors=errors,
         scalars=sorted(metrics.scalars.items()) if metrics else [],
         catalogue=CATALOGUE,
-        layer_columns=sorted({k for v in (metrics.layers.values() if metrics else []) for k in v}),
+        # Numbers first, right-aligned; yes/no and named facts (e.g. the init reference) after them.
+        layer_columns=sorted({k for v in (metrics.layers.values() if metrics else []) for k in v},
+                             key=lambda c: (c in text_columns, c)),
+        layer_text_columns=text_columns,
         layers=metrics.layers if metrics else {},
         layer_types=metrics.layer_types if metrics else {},
         seed=metrics.seed if metrics else None,
