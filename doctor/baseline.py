@@ -65,6 +65,8 @@ def load(path: Path) -> list[BaselineEntry]:
         raise BaselineError(f"--baseline {path}: no such file (create it with --write-baseline {path})") from None
     except OSError as exc:
         raise BaselineError(f"--baseline {path}: cannot read it ({exc.strerror})") from None
+    except UnicodeDecodeError:
+        raise BaselineError(f"--baseline {path}: not a doctor baseline (not UTF-8 text)") from None
     try:
         return _File.model_validate_json(text).entries
     except ValidationError as exc:

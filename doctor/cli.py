@@ -279,7 +279,7 @@ def _metrics(args: argparse.Namespace, settings: dict, console: Console, path: s
     spec = CollectSpec(target=os.path.abspath(path), factory=factory, budget=settings["budget"],
                        device=settings["device"], seed=settings["seed"], static_only=args.static)
     timeout = settings["timeout"] if settings["timeout"] is not None else BUDGET_SPECS[settings["budget"]].timeout_s
-    if timeout <= 0:
+    if not timeout > 0:  # also refuses NaN, which no deadline would ever pass
         raise UsageError("--timeout must be positive")
     try:
         collected = collect(spec, timeout, progress=console.progress, meanwhile=meanwhile)
@@ -371,7 +371,11 @@ def cmd_check(args: argparse.Namespace) -> int:
         sys.stdout.write(out if out.endswith("\n") else out + "\n")
         sys.stdout.flush()
     if args.output_dir:
-        written = write_outputs(report, args.output_dir)
+        try:
+            written = write_outputs(report, args.output_dir)
+        except OSError as exc:  # the report is on stdout already; say why the files are not
+            raise UsageError(f"--output-dir {args.output_dir}: cannot write the reports there "
+                             f"({exc.strerror or exc})") from None
         console.info(f"doctor: wrote {', '.join(str(p) for p in written)}")
     _human_summary(report, args, console, log)
     if failed:
@@ -509,3 +513,6 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
     except BrokenPipeError:  # `doctor rules | head`: the reader left, nothing more to say
         sys.stderr.close()
         return ExitCode.OK
+    except OSError as exc:  # a file doctor was told to read or write: one sentence, not a traceback
+        Console().error(f"doctor: {exc.filename + ': ' if exc.filename else ''}{exc.strerror or exc}")
+        return ExitCode.USAGE

@@ -118,6 +118,8 @@ def _read_toml(path: Path) -> dict[str, Any]:
         raise ConfigError(f"{shown}: cannot read it ({exc.strerror})") from None
     except tomllib.TOMLDecodeError as exc:
         raise ConfigError(f"{shown}: not valid TOML ({exc})") from None
+    except UnicodeDecodeError as exc:
+        raise ConfigError(f"{shown}: not valid TOML (not UTF-8: {exc.reason})") from None
 
 
 def _table(data: dict[str, Any]) -> Optional[dict[str, Any]]:

@@ -32,10 +32,13 @@ def head_tail(losses: Sequence[float]) -> tuple[float, float]:
     return statistics.fmean(losses[:k]), statistics.fmean(losses[-k:])
 
 
-def trend_p(losses: Sequence[float]) -> float:
-    """One-sided p-value that the curve has no downward trend (Mann-Kendall via Kendall's tau)."""
-    tau = stats.kendalltau(range(len(losses)), losses, alternative="less")
-    return float(tau.pvalue) if math.isfinite(tau.pvalue) else 1.0
+def trend_p(ys: Sequence[float], alternative: str = "less") -> float:
+    """One-sided Mann-Kendall p-value (Kendall's tau against the index): 'less' tests for a downward trend,
+    'greater' for an upward one; 1.0 for fewer than three points or a flat curve."""
+    if len(ys) < 3 or len(set(ys)) < 2:
+        return 1.0
+    p = stats.kendalltau(range(len(ys)), ys, alternative=alternative).pvalue
+    return float(p) if math.isfinite(p) else 1.0
 
 
 def train_stats(losses: Sequence[float]) -> dict[str, Value]:

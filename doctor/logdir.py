@@ -171,7 +171,7 @@ def to_metrics(root: Path, found: list[Curve]) -> Metrics:
         sc.update(curves.val_stats(val.values, train_ref))
         if train is not None:
             # The gap test the overfitting rule reads: validation against the training loss at the
-            # nearest logged step (a run log has no eval-mode training loss).
+            # first logged training step at or after it (a run log has no eval-mode training loss).
             from bisect import bisect_left  # noqa: PLC0415
 
             from doctor.collect.probes.curve_tests import gap_tests  # noqa: PLC0415 - scipy only, no torch

@@ -80,21 +80,27 @@ def collect(spec: CollectSpec, timeout_s: float, *, progress: Callable[[str], No
                 start_new_session=True,  # its own process group, so a kill takes its workers too
             )
             deadline = time.monotonic() + timeout_s
-            shown = ""
+            shown = 0  # stages of the child's progress history already passed to `progress`
             timed_out = False
             previous = _on_sigterm_raise()
+
+            def show_new() -> None:
+                nonlocal shown
+                history = (_read_json(work / PROGRESS_FILE) or {}).get("history") or []
+                for stage in history[shown:]:
+                    progress(stage)
+                shown = max(shown, len(history))
+
             try:
                 meanwhile()
                 while child.poll() is None:
-                    state = _read_json(work / PROGRESS_FILE) or {}
-                    if state.get("probe") and state["probe"] != shown:
-                        shown = state["probe"]
-                        progress(shown)
+                    show_new()
                     if time.monotonic() > deadline:
                         timed_out = True
                         _kill(child)
                         break
                     time.sleep(0.05)
+                show_new()  # the stages the child got through after the last poll
             except BaseException:
                 # Ctrl-C or SIGTERM (a cancelled CI job) in the parent: the child has its own session,
                 # so it would outlive us.

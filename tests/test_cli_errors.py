@@ -238,3 +238,20 @@ def test_ctrl_c_stops_the_collector_too():
     assert proc.returncode == 130 and "doctor: interrupted" in err
     assert "Traceback" not in err
     assert not any(Path(f"/proc/{k}").exists() for k in kids), "the collector outlived the interrupted parent"
+
+
+def test_unwritable_output_dir_and_undecodable_files_are_one_sentence(tmp_path):
+    blocker = tmp_path / "a-file"
+    blocker.write_text("")
+    bad = tmp_path / "bad.bin"
+    bad.write_bytes(b"\xff\xfe{}")
+    cases = {
+        ("--output-dir", str(blocker)): "cannot write the reports there",
+        ("--baseline", str(bad)): "not UTF-8 text",
+        ("--config", str(bad)): "not UTF-8",
+    }
+    for flags, words in cases.items():
+        r = run_doctor("check", str(BROKEN.parent / "dead_relu.py"), "--static", "-q", *flags, timeout=60)
+        assert r.returncode == 2, (flags, r.stderr[-1000:])
+        assert words in r.stderr, (flags, r.stderr[-1000:])
+        no_traceback(r)

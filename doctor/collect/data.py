@@ -101,6 +101,23 @@ def batch_layout(batch: Any, *, name: str) -> Optional[str]:
     return None
 
 
+def read_batches(loader: Iterable, *, name: str) -> Iterator[tuple[Any, torch.Tensor, torch.Tensor]]:
+    """The loader's batches as (raw, inputs, targets); an error in the user's data code becomes a TargetError.
+
+    Close the generator when done early: that drops the loader's iterator and so its worker processes."""
+    it = iter(loader)
+    while True:
+        try:
+            raw = next(it)
+        except StopIteration:
+            return
+        except Exception as exc:  # noqa: BLE001 - the user's dataset, sampler or collate may raise anything
+            raise TargetError(f"reading a batch from {name} failed", kind="load", cause=exc,
+                              hint="Iterate the data by hand (next(iter(loader))) to reproduce it.") from exc
+        x, y = as_batch(raw, name=name)
+        yield raw, x, y
+
+
 def take_batches(loader: Iterable, n: int, *, name: str, device: torch.device,
                  max_bytes: int = 1 << 30, notes: Optional[list[str]] = None) -> list[Batch]:
     """Up to `n` batches moved to the device, stopping early at `max_bytes` so big images stay affordable.
@@ -108,24 +125,19 @@ def take_batches(loader: Iterable, n: int, *, name: str, device: torch.device,
     A note on how the first batch was read (dict keys, extra items) goes to `notes` when given."""
     out: list[Batch] = []
     size = 0
-    it = iter(loader)
-    while len(out) < n:
-        try:
-            raw = next(it)
-        except StopIteration:
-            break
-        except Exception as exc:  # noqa: BLE001 - the user's dataset, sampler or collate may raise anything
-            raise TargetError(f"reading a batch from {name} failed", kind="load", cause=exc,
-                              hint="Iterate the data by hand (next(iter(loader))) to reproduce it.") from exc
-        x, y = as_batch(raw, name=name)
+    if n <= 0:
+        return out
+    batches = read_batches(loader, name=name)
+    for raw, x, y in batches:
         if not out and notes is not None:
             note = batch_layout(raw, name=name)
             if note:
                 notes.append(note)
         out.append((x.to(device, non_blocking=True), y.to(device, non_blocking=True)))
         size += x.element_size() * x.numel() + y.element_size() * y.numel()
-        if size >= max_bytes:
+        if size >= max_bytes or len(out) >= n:
             break
+    batches.close()
     return out
 
 

@@ -12,8 +12,8 @@ from typing import Any, Optional
 
 import torch
 
-from doctor.collect.data import as_batch
-from doctor.collect.target import TargetError
+from doctor.collect.data import read_batches
+from doctor.collect.probes import SkipProbe
 
 HASH_ELEMENTS = 1 << 24  # input elements examined per split at most: big inputs are examined on fewer samples
 CHUNK = 1 << 22  # elements hashed at once, bounding the int64 temporaries
@@ -234,16 +234,8 @@ def scan_loader(loader: Any, *, name: str, split: str, task: str, device: torch.
     hashes, means, stds, labels = [], [], [], []
     feats, targs, by_class = _Moments(), _Moments(), _ClassMoments()
     elements = 0
-    it = iter(loader)
-    while out.samples < max_samples:
-        try:
-            raw = next(it)
-        except StopIteration:
-            break
-        except Exception as exc:  # noqa: BLE001 - the user's dataset, sampler or collate may raise anything
-            raise TargetError(f"reading a batch from {name} failed", kind="load", cause=exc,
-                              hint="Iterate the data by hand (next(iter(loader))) to reproduce it.") from exc
-        x, y = as_batch(raw, name=name)
+    batches = read_batches(loader, name=name)
+    for _raw, x, y in batches if max_samples > 0 else ():
         n = int(x.shape[0])
         per = max(1, x[0].numel()) if n else 1
         keep = min(n, max_samples - out.samples, max(1, (max_elements - elements) // per))
@@ -279,7 +271,9 @@ def scan_loader(loader: Any, *, name: str, split: str, task: str, device: torch.
         if elements >= max_elements:
             out.capped = out.samples < max_samples
             break
-    del it  # shut a multi-process loader's workers down now, not at the next collection
+        if out.samples >= max_samples:
+            break
+    batches.close()  # shut a multi-process loader's workers down now, not at the next collection
     if hashes:
         out.hashes = torch.cat(hashes).cpu()
     if means:
@@ -290,6 +284,19 @@ def scan_loader(loader: Any, *, name: str, split: str, task: str, device: torch.
     out.targets = targs.result()
     out.by_class = by_class.result() if out.labels is not None else None
     return out
+
+
+NO_TRAIN = "no training data in the target (define train_data)"
+NO_VAL = ("no validation data in the target (define val_data): the batches held out for validation come "
+          "from the training data itself")
+
+
+def required_scan(ctx: Any, split: str) -> Scan:
+    """scan(ctx, split), or SkipProbe saying which data the target does not define."""
+    found = scan(ctx, split)
+    if found is None:
+        raise SkipProbe(NO_TRAIN if split == "train" else NO_VAL)
+    return found
 
 
 def scan(ctx: Any, split: str) -> Optional[Scan]:

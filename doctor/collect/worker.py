@@ -27,6 +27,7 @@ class Writer:
     def __init__(self, workdir: Path, metrics: Metrics) -> None:
         self.workdir = workdir
         self.metrics = metrics
+        self.started: list[str] = []  # every stage so far: the parent polls, and a fast probe can fall between polls
 
     def _atomic(self, name: str, text: str) -> None:
         tmp = self.workdir / (name + ".tmp")
@@ -37,8 +38,9 @@ class Writer:
         self._atomic(METRICS_FILE, self.metrics.model_dump_json())
 
     def running(self, probe: str, records: tuple[str, ...] = ()) -> None:
+        self.started.append(probe)
         self._atomic(PROGRESS_FILE, json.dumps({"probe": probe, "records": list(records) or [probe],
-                                                "started": time.time()}))
+                                                "started": time.time(), "history": self.started}))
 
 
 def _say(msg: str) -> None:
@@ -153,10 +155,6 @@ def main(workdir: Path) -> int:
             for name in probe.reported:
                 metrics.probes.append(ProbeRecord(name=name, status=ProbeStatus.skipped,
                                                   reason="the model's forward pass or loss raised (see the error)"))
-            continue
-        if spec.static_only and not probe.static:
-            for name in probe.reported:
-                metrics.probes.append(ProbeRecord(name=name, status=ProbeStatus.skipped, reason="--static"))
             continue
         if spec.budget not in probe.budgets:
             why = (f"not run at --budget {spec.budget}: it runs at {' and '.join(probe.budgets)}"

@@ -14,23 +14,11 @@ from typing import Optional, Sequence
 from scipy import stats
 
 from doctor.collect.probes import Probe, SkipProbe
+from doctor.curves import rolling_median, trend_p
 
 MIN_POINTS = 12  # a half-curve shorter than 6 points carries no trend worth testing
 SPIKE_RATIO = 2.0  # a spike: above twice the median of the points just before it ...
 SPIKE_SHARE = 0.25  # ... and undoing more than a quarter of the fall made so far
-
-
-def trend_p(ys: Sequence[float], alternative: str) -> float:
-    """One-sided Mann-Kendall p-value: 'less' tests for a downward trend, 'greater' for an upward one."""
-    if len(ys) < 3 or len(set(ys)) < 2:
-        return 1.0
-    p = stats.kendalltau(range(len(ys)), ys, alternative=alternative).pvalue
-    return float(p) if math.isfinite(p) else 1.0
-
-
-def running_median(xs: Sequence[float], window: int) -> list[float]:
-    half = window // 2
-    return [statistics.median(xs[max(0, i - half): i + half + 1]) for i in range(len(xs))]
 
 
 def rel_drop(ys: Sequence[float]) -> Optional[float]:
@@ -62,7 +50,7 @@ def train_curve_tests(losses: Sequence[float]) -> dict[str, float]:
     if n < MIN_POINTS or not all(math.isfinite(v) for v in losses):
         return {}
     w = 5
-    smooth = running_median(losses, w)
+    smooth = rolling_median(losses, w)
     k = max(3, n // 10)
     start = statistics.fmean(losses[:k])
     half = n // 2

@@ -21,7 +21,6 @@ from doctor.collect.data import cycle
 from doctor.collect.inject import call_injected
 from doctor.collect.probes import Probe, SkipProbe
 
-CALLS = {"quick": 3, "standard": 5, "deep": 8}
 CLIP_NAMES = ("clip_grad_norm_", "clip_grad_norm", "clip_grad_value_")
 
 
@@ -124,7 +123,7 @@ def run(ctx) -> None:
         handles.append(p.register_hook(lambda g, i=i: watch.on_grad(i, g)))
     handles.append(opt.register_step_pre_hook(lambda *_: watch.on_step()))
     handles.append(opt.register_step_post_hook(lambda *_: watch.after_step()))
-    calls = CALLS.get(ctx.budget.name, 5)
+    calls = ctx.budget.step_calls
     batches = cycle(ctx.train_batches)
     try:
         with _wrapped_clipping(watch, ctx.setup.path):

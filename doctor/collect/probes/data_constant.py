@@ -5,14 +5,11 @@ from __future__ import annotations
 import torch
 
 from doctor.collect.probes import Probe, SkipProbe
-from doctor.collect.probes.data_leakage import NO_TRAIN
-from doctor.collect.scan import scan
+from doctor.collect.scan import required_scan
 
 
 def run(ctx) -> None:
-    train = scan(ctx, "train")
-    if train is None:
-        raise SkipProbe(NO_TRAIN)
+    train = required_scan(ctx, "train")
     if train.samples < 2:
         raise SkipProbe("fewer than two training samples")
     sc = ctx.metrics.scalars

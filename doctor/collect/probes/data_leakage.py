@@ -5,20 +5,11 @@ from __future__ import annotations
 import torch
 
 from doctor.collect.probes import Probe, SkipProbe
-from doctor.collect.scan import scan
-
-NO_TRAIN = "no training data in the target (define train_data)"
-NO_VAL = ("no validation data in the target (define val_data): the batches held out for validation come "
-          "from the training data itself")
-
+from doctor.collect.scan import required_scan
 
 def run(ctx) -> None:
-    train = scan(ctx, "train")
-    if train is None:
-        raise SkipProbe(NO_TRAIN)
-    val = scan(ctx, "val")
-    if val is None:
-        raise SkipProbe(NO_VAL)
+    train = required_scan(ctx, "train")
+    val = required_scan(ctx, "val")
     if not train.samples or not val.samples:
         raise SkipProbe("the training or validation data yielded no samples")
     hits = int(torch.isin(val.hashes, train.hashes).sum())

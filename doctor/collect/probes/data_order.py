@@ -10,8 +10,7 @@ from __future__ import annotations
 import torch
 
 from doctor.collect.probes import Probe, SkipProbe
-from doctor.collect.probes.data_leakage import NO_TRAIN
-from doctor.collect.scan import scan
+from doctor.collect.scan import required_scan
 from doctor.metrics import Series
 
 PERMUTATIONS = 32
@@ -35,9 +34,7 @@ def _majority_share(labels: torch.Tensor, sizes: list[int]) -> list[float]:
 def run(ctx) -> None:
     if ctx.task not in ("classification", "binary"):
         raise SkipProbe(f"not a classification task ({ctx.task}): no labels whose order to follow")
-    train = scan(ctx, "train")
-    if train is None:
-        raise SkipProbe(NO_TRAIN)
+    train = required_scan(ctx, "train")
     if train.labels is None:
         raise SkipProbe("the training targets are not one class label per sample")
     labels = train.labels[train.labels >= 0]

@@ -16,10 +16,9 @@ from torch.utils.data import DataLoader
 
 from doctor.collect.burst import builtin_step
 from doctor.collect.context import model_output
-from doctor.collect.data import as_batch, cycle
+from doctor.collect.data import cycle, read_batches
 from doctor.collect.probes import Probe, SkipProbe
-from doctor.collect.probes.data_leakage import NO_TRAIN
-from doctor.collect.target import TargetError
+from doctor.collect.scan import NO_TRAIN
 from doctor.metrics import Series
 
 STEP_TIME_S = 1.0
@@ -34,25 +33,20 @@ def _time_loading(ctx, batches: int) -> tuple[list[float], list[int]]:
     """Seconds per batch (the first with the loader's start-up) and rows per batch, for batches+1 batches."""
     name = ctx.setup.names.get("train_data", "train_data")
     times, rows = [], []
-    it = iter(ctx.train_loader)
+    stream = read_batches(ctx.train_loader, name=name)
     try:
         t0 = time.perf_counter()
-        while len(times) < batches + 1:
-            try:
-                raw = next(it)
-            except StopIteration:
-                break
-            except Exception as exc:  # noqa: BLE001 - the user's dataset may raise anything
-                raise TargetError(f"reading a batch from {name} failed", kind="load", cause=exc) from exc
-            x, y = as_batch(raw, name=name)
+        for _raw, x, y in stream:
             x, y = x.to(ctx.device, non_blocking=True), y.to(ctx.device, non_blocking=True)
             _sync(ctx.device)
             t1 = time.perf_counter()
             times.append(t1 - t0)
             rows.append(int(x.shape[0]))
             t0 = t1
+            if len(times) > batches:
+                break
     finally:
-        del it  # stop the loader's workers before timing the model
+        stream.close()  # stop the loader's workers before timing the model
     return times, rows
 
 

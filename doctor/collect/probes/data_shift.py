@@ -14,8 +14,7 @@ import torch
 from scipy import stats
 
 from doctor.collect.probes import Probe, SkipProbe
-from doctor.collect.probes.data_leakage import NO_TRAIN, NO_VAL
-from doctor.collect.scan import Scan, scan
+from doctor.collect.scan import Scan, required_scan
 from doctor.metrics import Series
 
 _TINY = 1e-12
@@ -130,12 +129,8 @@ def _label_shift(train: Scan, val: Scan) -> Optional[tuple[float, float]]:
 
 
 def run(ctx) -> None:
-    train = scan(ctx, "train")
-    if train is None:
-        raise SkipProbe(NO_TRAIN)
-    val = scan(ctx, "val")
-    if val is None:
-        raise SkipProbe(NO_VAL)
+    train = required_scan(ctx, "train")
+    val = required_scan(ctx, "val")
     if train.samples < 2 or val.samples < 2:
         raise SkipProbe("fewer than two training or validation samples")
     sc = ctx.metrics.scalars

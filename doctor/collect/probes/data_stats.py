@@ -10,6 +10,7 @@ from torch.utils.data import TensorDataset
 
 from doctor.collect.data import as_batch
 from doctor.collect.probes import Probe, SkipProbe
+from doctor.collect.scan import NO_TRAIN
 from doctor.metrics import Series
 
 
@@ -96,7 +97,7 @@ def _all_targets(loader: Any) -> Optional[torch.Tensor]:
 
 def run(ctx) -> None:
     if ctx.synthetic or ctx.train_loader is None:
-        raise SkipProbe("no training data in the target (define train_data)")
+        raise SkipProbe(NO_TRAIN)
     limit = ctx.budget.data_samples
     xs, ys = _Accumulator(), _Accumulator()
     labels: list[torch.Tensor] = []

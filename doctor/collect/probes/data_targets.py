@@ -3,16 +3,13 @@
 from __future__ import annotations
 
 from doctor.collect.probes import Probe, SkipProbe
-from doctor.collect.probes.data_leakage import NO_TRAIN
-from doctor.collect.scan import scan
+from doctor.collect.scan import required_scan
 
 
 def run(ctx) -> None:
     if ctx.task != "regression":
         raise SkipProbe(f"not a regression task ({ctx.task}): no target scale to judge")
-    train = scan(ctx, "train")
-    if train is None:
-        raise SkipProbe(NO_TRAIN)
+    train = required_scan(ctx, "train")
     t = train.targets
     if t is None or not bool((t["count"] > 0).any()):
         raise SkipProbe("the regression targets are not floating-point values")

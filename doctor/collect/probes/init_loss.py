@@ -8,12 +8,13 @@ import torch
 
 from doctor.collect.context import expected_init_loss, model_output
 from doctor.collect.probes import Probe, SkipProbe
+from doctor.collect.scan import NO_TRAIN
 from doctor.metrics import Series
 
 
 def run(ctx) -> None:
     if ctx.synthetic:
-        raise SkipProbe("no training data in the target (define train_data)")
+        raise SkipProbe(NO_TRAIN)
     model = ctx.fresh_model()
     batches = ctx.train_batches[: ctx.budget.init_batches]
     # Train mode, as the first step sees it: BatchNorm uses batch statistics, not its blank running ones.

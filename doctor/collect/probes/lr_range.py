@@ -16,6 +16,7 @@ import torch
 from doctor.collect.context import model_output
 from doctor.collect.data import cycle
 from doctor.collect.probes import Probe, SkipProbe
+from doctor.collect.scan import NO_TRAIN
 from doctor.metrics import Series
 
 LOWEST, HIGHEST = 1e-4, 10.0  # the sweep always covers these, and reaches 30x past the configured rate
@@ -74,7 +75,7 @@ def analyse(rates: list[float], losses: list[float], configured: Optional[float]
 
 def run(ctx) -> None:
     if ctx.synthetic:
-        raise SkipProbe("no training data in the target (define train_data)")
+        raise SkipProbe(NO_TRAIN)
     sc = ctx.metrics.scalars
     if (sc.get("data.input_nonfinite_frac") or 0) > 0 or (sc.get("data.target_nonfinite_frac") or 0) > 0:
         raise SkipProbe("the data holds NaN or infinite values; a sweep would only find them "

@@ -17,6 +17,7 @@ from torch import nn
 from doctor.collect.context import model_output
 from doctor.collect.instrument import UpdateStats, recalibrate_batchnorm
 from doctor.collect.probes import Probe, SkipProbe
+from doctor.collect.scan import NO_TRAIN
 from doctor.metrics import Series
 
 RECORDS = ("overfit_batch", "update_ratio", "unchanged_weights", "train_eval")
@@ -58,7 +59,7 @@ def _compare_modes(ctx, model: nn.Module, x: torch.Tensor, y: torch.Tensor) -> t
 
 def run(ctx) -> Optional[dict[str, str]]:
     if ctx.synthetic:
-        raise SkipProbe("no training data in the target (define train_data)")
+        raise SkipProbe(NO_TRAIN)
     model = ctx.fresh_model()
     model.zero_grad(set_to_none=True)
     opt = ctx.make_optimizer(model)

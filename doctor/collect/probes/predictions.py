@@ -16,6 +16,7 @@ import torch
 from doctor.collect.context import model_output
 from doctor.collect.instrument import recalibrate_batchnorm
 from doctor.collect.probes import Probe, SkipProbe
+from doctor.collect.scan import NO_TRAIN
 from doctor.collect.probes.overfit_batch import train_mode_without_dropout
 from doctor.metrics import Series
 
@@ -37,7 +38,7 @@ def _untrained_reason(ctx) -> str:
 
 def run(ctx) -> None:
     if ctx.synthetic:
-        raise SkipProbe("no training data in the target (define train_data)")
+        raise SkipProbe(NO_TRAIN)
     reason = _untrained_reason(ctx)
     if reason:
         raise SkipProbe(f"no trained weights to examine: {reason}")

@@ -16,6 +16,7 @@ from doctor.collect.context import model_output
 from doctor.collect.data import cycle
 from doctor.collect.instrument import ActStats, GradStats
 from doctor.collect.probes import Probe
+from doctor.collect.scan import NO_TRAIN
 from doctor.collect.target import TargetError
 from doctor.metrics import Series
 
@@ -164,7 +165,7 @@ def run(ctx) -> Optional[dict[str, str]]:
     custom = ctx.setup.train_step is not None
     skipped: dict[str, str] = {}
     if ctx.synthetic:
-        skipped["train_val"] = "no training data in the target (define train_data)"
+        skipped["train_val"] = NO_TRAIN
     elif not ctx.val_batches:
         skipped["train_val_val"] = "no validation data and too little training data to hold some out"
 

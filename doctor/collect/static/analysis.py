@@ -190,9 +190,7 @@ class Analysis:
     def output(self) -> Optional[torch.Tensor]:
         """The model's output on the example batch (first tensor of a tuple or dict)."""
         g = self.graph
-        if g is not None and g.output_value is not None:
-            return g.output_value
-        return None
+        return g.output_value if g is not None else None
 
     @cached_property
     def loss(self) -> Optional[LossTrace]:

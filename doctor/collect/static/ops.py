@@ -11,6 +11,7 @@ from dataclasses import dataclass, field
 from typing import Any, Iterator, Optional
 
 from torch import nn
+from doctor.collect.context import OUTPUT_KEYS  # the dict entries read as the model's output
 
 # Ops that move or copy values without changing what they mean: walked through when asking
 # "what produced the output" or "what follows this layer".
@@ -43,9 +44,6 @@ DETACH = frozenset({"detach", "detach_"})
 LINEAR_TYPES = (nn.Linear, nn.modules.conv._ConvNd, nn.Bilinear)
 NORM_TYPES = (nn.modules.batchnorm._NormBase, nn.LayerNorm, nn.GroupNorm, nn.LocalResponseNorm)
 _NORM_FUNCS = frozenset({"batch_norm", "layer_norm", "group_norm", "instance_norm", "rms_norm", "normalize"})
-
-
-OUTPUT_KEYS = ("logits", "out", "output")  # dict entries read as the model's output, as doctor/collect/context.py does
 
 
 def pick_output(value: Any, is_leaf: Any) -> Any:

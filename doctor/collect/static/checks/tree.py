@@ -11,25 +11,25 @@ from torch import nn
 from doctor.collect.instrument import RELU_FAMILY, SATURATING
 from doctor.collect.static.analysis import Analysis
 from doctor.collect.static.facts import Facts
-from doctor.collect.static.ops import LINEAR_TYPES, Op
+from doctor.collect.static.ops import LINEAR_TYPES, NORM_TYPES, Op
 from doctor.collect.static.sites import fmt_site
 
 _ACTIVATIONS = (nn.ReLU, nn.ReLU6, nn.LeakyReLU, nn.PReLU, nn.ELU, nn.SELU, nn.CELU, nn.GELU, nn.SiLU, nn.Mish,
                 nn.Sigmoid, nn.Tanh, nn.Hardtanh, nn.Hardswish, nn.Hardsigmoid, nn.Softplus)
-_NORMS = (nn.modules.batchnorm._NormBase, nn.LayerNorm, nn.GroupNorm, nn.LocalResponseNorm)
 _MODULE_INTERNALS = frozenset(vars(nn.Module()))  # training, _parameters, _modules, hooks...
 
 
 def check(a: Analysis, f: Facts) -> None:
     model = a.model
     mods = list(model.modules())
+    param_layers = sum(any(True for _ in m.parameters(recurse=False)) for m in mods)
     f.scalars.update({
         "static.activation_layers": sum(isinstance(m, _ACTIVATIONS) for m in mods),
         "static.relu_layers": sum(isinstance(m, RELU_FAMILY) for m in mods),
         "static.saturating_activations": sum(isinstance(m, SATURATING) for m in mods),
-        "static.normalization_layers": sum(isinstance(m, _NORMS) for m in mods),
-        "static.param_layers": sum(any(True for _ in m.parameters(recurse=False)) for m in mods),
-        "static.depth": sum(any(True for _ in m.parameters(recurse=False)) for m in mods),
+        "static.normalization_layers": sum(isinstance(m, NORM_TYPES) for m in mods),
+        "static.param_layers": param_layers,
+        "static.depth": param_layers,  # layers with their own weights, the depth gradients must cross
         "static.batchnorm_layers": sum(isinstance(m, nn.modules.batchnorm._BatchNorm) for m in mods),
     })
     for path, m in model.named_modules():
@@ -138,7 +138,7 @@ def _init(a: Analysis, f: Facts) -> None:
             norm, act = (nxt.is_norm, nxt.activation) if nxt is not None else (False, None)
         else:  # no graph: the next leaf in definition order, as in an nn.Sequential
             nxt_mod = leaves[i + 1][1] if i + 1 < len(leaves) else None
-            norm = isinstance(nxt_mod, _NORMS)
+            norm = isinstance(nxt_mod, NORM_TYPES)
             act = "relu" if isinstance(nxt_mod, (nn.ReLU, nn.ReLU6, nn.LeakyReLU, nn.PReLU, nn.ELU, nn.GELU,
                                                  nn.SiLU, nn.Mish, nn.SELU, nn.CELU, nn.Hardswish)) else None
         with torch.no_grad():
