@@ -316,6 +316,20 @@ def test_text_orders_by_severity_without_ansi(report: Report) -> None:
     assert out.rstrip().splitlines()[-1] == "2 errors, 1 warning, 1 info — 2 probes ran, 1 skipped, 1 failed (took 12.3 s)"
 
 
+def test_text_folds_many_probes_skipped_for_one_reason(report: Report) -> None:
+    names = ["data_stats", "init_loss", "gradient_flow", "lr_range", "overfit_batch"]
+    report.probes = [ProbeRecord(name="static", status=ProbeStatus.ran, duration_s=0.1)] + [
+        ProbeRecord(name=n, status=ProbeStatus.skipped, reason="--static") for n in names]
+    report.probes.append(ProbeRecord(name="custom_step", status=ProbeStatus.skipped, reason="no train_step"))
+    out = render_text(report)
+    assert "skipped  5 probes: --static (-v lists them)" in out
+    assert "skipped  custom_step: no train_step" in out  # a reason given once is shown as it is
+    assert "init_loss" not in out
+    assert "1 probe ran, 6 skipped" in out
+    verbose = render_text(report, verbose=True)
+    assert all(f"skipped  {n}: --static" in verbose for n in names)
+
+
 def test_text_colour_and_verbose_are_opt_in(report: Report) -> None:
     assert "\x1b[" in render_text(report, color=True)
     assert "SECRET-TRACE" in render_text(report, verbose=True)

@@ -9,6 +9,7 @@ from doctor.report import Evidence, Finding, Report
 _SEV = {"error": "31;1", "warning": "33;1", "info": "36"}
 _CAUSE = {"supported": ("supported", "32"), "possible": ("possible", "0"), "unknown": ("unknown", "2"), "ruled_out": ("ruled out", "2")}
 _PROBE = {"ran": "32", "skipped": "33", "failed": "31;1"}
+_FOLD = 4  # probes not run for one and the same reason, from this many on, take one line
 
 
 class _Paint:
@@ -85,7 +86,19 @@ def render_text(report: Report, *, color: bool = False, verbose: bool = False) -
             show = [x for x in probes if x.status != ProbeStatus.ran]
             if ran:
                 lines.append(f"  {p(_PROBE['ran'], 'ran'.ljust(7))}  " + ", ".join(f"{x.name} ({values.duration(x.duration_s)})" for x in ran))
+        by_reason: dict[tuple, int] = {}
         for x in show:
+            if x.reason and not x.duration_s and not x.location:
+                by_reason[(x.status, x.reason)] = by_reason.get((x.status, x.reason), 0) + 1
+        folded: set[tuple] = set()
+        for x in show:
+            key = (x.status, x.reason)
+            if not verbose and by_reason.get(key, 0) >= _FOLD:  # 21 lines of "skipped: --static" say one thing
+                if key not in folded:
+                    folded.add(key)
+                    lines.append(f"  {p(_PROBE[x.status.value], x.status.value.ljust(7))}  "
+                                 f"{by_reason[key]} probes: {x.reason} (-v lists them)")
+                continue
             st = p(_PROBE[x.status.value], x.status.value.ljust(7))
             took = f" ({values.duration(x.duration_s)})" if x.duration_s else ""
             reason = x.reason or ", ".join(x.measures)
@@ -113,7 +126,7 @@ def render_text(report: Report, *, color: bool = False, verbose: bool = False) -
     pc = {st: sum(1 for x in probes if x.status == st) for st in ProbeStatus}
     summary = (
         f"{values.plural(c['error'], 'error')}, {values.plural(c['warning'], 'warning')}, {c['info']} info — "
-        f"{pc[ProbeStatus.ran]} probes ran, {pc[ProbeStatus.skipped]} skipped"
+        f"{values.plural(pc[ProbeStatus.ran], 'probe')} ran, {pc[ProbeStatus.skipped]} skipped"
         + (f", {pc[ProbeStatus.failed]} failed" if pc[ProbeStatus.failed] else "")
         + f" (took {report.duration_s:.1f} s)"
     )
