@@ -281,8 +281,9 @@ def _metrics(args: argparse.Namespace, settings: dict, console: Console, path: s
     timeout = settings["timeout"] if settings["timeout"] is not None else BUDGET_SPECS[settings["budget"]].timeout_s
     if not timeout > 0:  # also refuses NaN, which no deadline would ever pass
         raise UsageError("--timeout must be positive")
+    collector, args.collector = getattr(args, "collector", None), None  # collect() closes it
     try:
-        collected = collect(spec, timeout, progress=console.progress, meanwhile=meanwhile)
+        collected = collect(spec, timeout, progress=console.progress, meanwhile=meanwhile, collector=collector)
     finally:
         console.clear()
     metrics = collected.metrics
@@ -492,6 +493,17 @@ def cmd_explain(args: argparse.Namespace) -> int:
     return ExitCode.OK
 
 
+def _early_collector(args: argparse.Namespace):
+    """Start the collector process now, if this run will need one: it imports torch while we read config and rules."""
+    if args.command != "check" or args.logdir or args.metrics or not args.target:
+        return None
+    if not os.path.isfile(_split_target(args.target)[0]):
+        return None
+    from doctor.runner import Collector  # noqa: PLC0415
+
+    return Collector()
+
+
 def main(argv: Optional[Sequence[str]] = None) -> int:
     parser = _parser()
     try:
@@ -502,7 +514,9 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
         parser.print_help(sys.stderr)
         return ExitCode.USAGE
     handler = {"check": cmd_check, "rules": cmd_rules, "explain": cmd_explain}[args.command]
+    args.collector = None
     try:
+        args.collector = _early_collector(args)
         return int(handler(args))
     except UsageError as exc:
         Console().error(f"doctor: {exc}")
@@ -516,3 +530,6 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
     except OSError as exc:  # a file doctor was told to read or write: one sentence, not a traceback
         Console().error(f"doctor: {exc.filename + ': ' if exc.filename else ''}{exc.strerror or exc}")
         return ExitCode.USAGE
+    finally:
+        if args.collector is not None:  # started, never used: a usage error, a missing file, Ctrl-C
+            args.collector.close()

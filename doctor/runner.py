@@ -5,6 +5,7 @@ No torch here: the parent stays light, and a crash, hang or OOM in user code cos
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import signal
@@ -62,59 +63,105 @@ def _on_sigterm_raise():
         return None
 
 
-def collect(spec: CollectSpec, timeout_s: float, *, progress: Callable[[str], None] = lambda _m: None,
-            meanwhile: Callable[[], None] = lambda: None) -> Collected:
-    """Run the collector on `spec`; always returns Metrics, with an ErrorRecord when the child failed.
+class Collector:
+    """The collector process, started before its spec is known.
 
-    `meanwhile` runs in this process once the child has started (the child spends its first seconds
-    importing torch); if it raises, the child is killed and the exception propagates.
+    It imports torch (most of its start-up) while the parent is still reading its config and rules,
+    then waits for the parent to close its stdin, the sign that spec.json is written.
     """
-    with tempfile.TemporaryDirectory(prefix="doctor-") as tmp:
-        work = Path(tmp)
-        (work / SPEC_FILE).write_text(spec.model_dump_json())
+
+    def __init__(self) -> None:
+        self._tmp = tempfile.TemporaryDirectory(prefix="doctor-")
+        self.work = Path(self._tmp.name)
         env = dict(os.environ, PYTHONUNBUFFERED="1", PYTHONFAULTHANDLER="1")
-        with open(work / LOG_FILE, "wb") as log:
-            child = subprocess.Popen(
-                [sys.executable, "-m", "doctor.collect.worker", str(work)],
-                stdin=subprocess.DEVNULL, stdout=log, stderr=log, env=env,
+        self._log = open(self.work / LOG_FILE, "wb")  # noqa: SIM115 - closed in close()
+        try:
+            self.child = subprocess.Popen(
+                [sys.executable, "-m", "doctor.collect.worker", str(self.work)],
+                stdin=subprocess.PIPE, stdout=self._log, stderr=self._log, env=env,
                 start_new_session=True,  # its own process group, so a kill takes its workers too
             )
-            deadline = time.monotonic() + timeout_s
-            shown = 0  # stages of the child's progress history already passed to `progress`
-            timed_out = False
-            previous = _on_sigterm_raise()
+        except BaseException:
+            self._log.close()
+            self._tmp.cleanup()
+            raise
 
-            def show_new() -> None:
-                nonlocal shown
-                history = (_read_json(work / PROGRESS_FILE) or {}).get("history") or []
-                for stage in history[shown:]:
-                    progress(stage)
-                shown = max(shown, len(history))
+    def send(self, spec: CollectSpec) -> None:
+        (self.work / SPEC_FILE).write_text(spec.model_dump_json())
+        try:
+            self.child.stdin.close()
+        except BrokenPipeError:  # it died already (importing torch): its status and log say why
+            pass
 
-            try:
-                meanwhile()
-                while child.poll() is None:
-                    show_new()
-                    if time.monotonic() > deadline:
-                        timed_out = True
-                        _kill(child)
-                        break
-                    time.sleep(0.05)
-                show_new()  # the stages the child got through after the last poll
-            except BaseException:
-                # Ctrl-C or SIGTERM (a cancelled CI job) in the parent: the child has its own session,
-                # so it would outlive us.
+    def close(self) -> None:
+        """Kill it if it still runs (the parent gave up, or was interrupted) and remove its files."""
+        if self.child.poll() is None:
+            _kill(self.child)
+        with contextlib.suppress(OSError):
+            self.child.stdin.close()
+        self._log.close()
+        self._tmp.cleanup()
+
+
+def collect(spec: CollectSpec, timeout_s: float, *, progress: Callable[[str], None] = lambda _m: None,
+            meanwhile: Callable[[], None] = lambda: None, collector: Optional[Collector] = None) -> Collected:
+    """Run the collector on `spec`; always returns Metrics, with an ErrorRecord when the child failed.
+
+    `collector` is one started earlier (`Collector()`), else one starts now; either way it is closed here.
+    `meanwhile` runs in this process once the spec is sent (the child may still be importing torch);
+    if it raises, the child is killed and the exception propagates.
+    """
+    collector = collector or Collector()
+    try:
+        return _wait(collector, spec, timeout_s, progress, meanwhile)
+    finally:
+        collector.close()
+
+
+def _wait(collector: Collector, spec: CollectSpec, timeout_s: float, progress: Callable[[str], None],
+          meanwhile: Callable[[], None]) -> Collected:
+    work, child = collector.work, collector.child
+    collector.send(spec)
+    deadline = time.monotonic() + timeout_s
+    shown = 0  # stages of the child's progress history already passed to `progress`
+    timed_out = False
+    previous = _on_sigterm_raise()
+
+    def show_new() -> None:
+        nonlocal shown
+        history = (_read_json(work / PROGRESS_FILE) or {}).get("history") or []
+        for stage in history[shown:]:
+            progress(stage)
+        shown = max(shown, len(history))
+
+    try:
+        meanwhile()
+        while child.poll() is None:
+            show_new()
+            if time.monotonic() > deadline:
+                timed_out = True
                 _kill(child)
-                raise
-            finally:
-                if previous is not None:
-                    signal.signal(signal.SIGTERM, previous)
-        rc = child.returncode
-        raw = _read_json(work / METRICS_FILE)
-        metrics = Metrics.model_validate(raw) if raw else Metrics(target=spec.target, seed=spec.seed,
-                                                                  budget=spec.budget)
-        state = _read_json(work / PROGRESS_FILE) or {}
-        log_text = (work / LOG_FILE).read_text(errors="replace")
+                break
+            time.sleep(0.05)
+        show_new()  # the stages the child got through after the last poll
+    except BaseException:
+        # Ctrl-C or SIGTERM (a cancelled CI job) in the parent: the child has its own session,
+        # so it would outlive us.
+        _kill(child)
+        raise
+    finally:
+        if previous is not None:
+            signal.signal(signal.SIGTERM, previous)
+    rc = child.returncode
+    raw = _read_json(work / METRICS_FILE)
+    try:
+        metrics = Metrics.model_validate(raw) if raw else None
+    except ValueError:  # written by a worker from another doctor version, or torn by a native crash
+        metrics = None
+    if metrics is None:
+        metrics = Metrics(target=spec.target, seed=spec.seed, budget=spec.budget)
+    state = _read_json(work / PROGRESS_FILE) or {}
+    log_text = (work / LOG_FILE).read_text(errors="replace")
 
     running = state.get("probe") or ""
     records = state.get("records") or ([running] if running else [])

@@ -6,6 +6,7 @@ Each broken target lives in fixtures/broken/ with a header saying what doctor mu
 from __future__ import annotations
 
 import json
+import os
 import signal
 import subprocess
 import sys
@@ -238,6 +239,18 @@ def test_ctrl_c_stops_the_collector_too():
     assert proc.returncode == 130 and "doctor: interrupted" in err
     assert "Traceback" not in err
     assert not any(Path(f"/proc/{k}").exists() for k in kids), "the collector outlived the interrupted parent"
+
+
+def test_a_usage_error_takes_down_the_collector_started_early(tmp_path):
+    """The collector starts before the config is read (to import torch meanwhile); a bad config must not leave it."""
+    from doctor.cli import main
+
+    bad = tmp_path / "doctor.toml"
+    bad.write_text("[tool.doctor\n")
+    before = set(_children(os.getpid()))
+    rc = main(["check", str(REPO / "fixtures" / "healthy_mlp_regressor.py"), "--config", str(bad)])
+    assert rc == 2
+    assert set(_children(os.getpid())) <= before  # killed and reaped, not left importing torch
 
 
 def test_unwritable_output_dir_and_undecodable_files_are_one_sentence(tmp_path):

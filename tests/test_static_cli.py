@@ -151,3 +151,86 @@ def test_a_clean_static_run_of_a_real_architecture(tmp_path: Path) -> None:
     '''))
     rc, report = check_static(target, "--fail-on", "info")
     assert rc == 0 and report["status"] == "clean" and report["findings"] == [], report["findings"]
+
+
+def test_torchvision_does_not_pull_in_dynamo_and_roi_align_still_works(tmp_path: Path) -> None:
+    """torchvision imports torch._dynamo (1.5 s) for one helper; under --static it gets a stand-in that loads it
+    on first call. Importing must not load dynamo, and calling the op must still give the real answer."""
+    seen = tmp_path / "seen.json"
+    target = tmp_path / "detector_head.py"
+    target.write_text(textwrap.dedent(f'''\
+        import json, sys
+        import torch, torchvision
+        from torch import nn
+
+        AT_IMPORT = "torch._dynamo" in sys.modules
+
+        class Head(nn.Module):
+            def __init__(self):
+                super().__init__()
+                self.fc = nn.Linear(3 * 2 * 2, 5)
+
+            def forward(self, x):
+                boxes = torch.tensor([[float(i), 0.0, 0.0, 3.0, 3.0] for i in range(x.shape[0])])
+                return self.fc(torchvision.ops.roi_align(x, boxes, 2).flatten(1))
+
+        def build_model():
+            x = torch.arange(16.0).reshape(1, 1, 4, 4)
+            pooled = torchvision.ops.roi_align(x, torch.tensor([[0.0, 0.0, 0.0, 3.0, 3.0]]), 1, aligned=True)
+            import torch._dynamo.utils as real  # after the call: must be the real module, not a placeholder
+            json.dump({{"at_import": AT_IMPORT, "pooled": pooled.item(), "real": real.__file__ is not None,
+                       "compile_supported": real.is_compile_supported("cpu")}}, open({str(seen)!r}, "w"))
+            return Head()
+
+        example_input = torch.randn(2, 3, 8, 8)
+    '''))
+    rc, report = check_static(target, "--fail-on", "info")
+    assert rc == 0 and report["findings"] == [], (report["findings"], report["errors"])
+    got = json.loads(seen.read_text())
+    assert got["at_import"] is False  # the 1.5 s were saved
+    # aligned=True samples at pixel centres: the box (0,0)-(3,3) pools around (1,1) of the ramp, 4*1 + 1
+    assert got["pooled"] == 5.0
+    assert got["real"] is True and isinstance(got["compile_supported"], bool)
+
+
+def test_exit_handlers_of_the_target_still_run(tmp_path: Path) -> None:
+    """The collector skips torch's slow module teardown at exit, but not the exit handlers (the user's among them)."""
+    mark = tmp_path / "atexit.txt"
+    target = tmp_path / "model.py"
+    target.write_text(textwrap.dedent(f'''\
+        import atexit, pathlib
+        import torch
+        from torch import nn
+
+        atexit.register(pathlib.Path({str(mark)!r}).write_text, "ran")
+
+        def build_model():
+            return nn.Sequential(nn.Linear(4, 8), nn.ReLU(), nn.Linear(8, 2))
+
+        example_input = torch.randn(4, 4)
+    '''))
+    rc, _ = check_static(target)
+    assert rc == 0
+    assert mark.read_text() == "ran"
+
+
+def test_a_target_reading_stdin_gets_end_of_file_not_the_parents_pipe(tmp_path: Path) -> None:
+    """The collector gets its go-ahead on stdin; the user's code must not read (or wait on) that pipe."""
+    target = tmp_path / "model.py"
+    target.write_text(textwrap.dedent('''\
+        import torch
+        from torch import nn
+
+        try:
+            ANSWER = input("continue? ")
+        except EOFError:
+            ANSWER = "eof"
+        assert ANSWER == "eof", ANSWER
+
+        def build_model():
+            return nn.Sequential(nn.Linear(4, 8), nn.ReLU(), nn.Linear(8, 2))
+
+        example_input = torch.randn(4, 4)
+    '''))
+    rc, report = check_static(target)
+    assert rc == 0 and report["errors"] == [], report["errors"]

@@ -1,11 +1,14 @@
 """The collector process: load the target, run the probes in order, save metrics.json after each.
 
-Run by the parent as `python -m doctor.collect.worker WORKDIR`. Everything it learns is written
+Run by the parent as `python -m doctor.collect.worker WORKDIR`, before the parent knows what to ask:
+it imports torch, then waits for its stdin to close and reads WORKDIR/spec.json. Everything it learns is written
 to WORKDIR as it goes, so a crash, hang or kill later loses nothing measured before.
 """
 
 from __future__ import annotations
 
+import atexit
+import contextlib
 import dataclasses
 import json
 import os
@@ -80,7 +83,21 @@ def _static_only(probes, ctx, out: Writer, fail) -> None:
                                                   duration_s=round(time.perf_counter() - start, 3)))
 
 
+def _await_spec(workdir: Path) -> bool:
+    """Import torch while the parent finishes reading its config; True once it has written spec.json."""
+    import torch  # noqa: F401, PLC0415 - the seconds this takes overlap the parent's own start-up
+
+    sys.stdin.read()  # the parent closes our stdin when spec.json is written, or when it gives up
+    # The user's code must not read the parent's pipe: stdin is /dev/null from here on.
+    null = os.open(os.devnull, os.O_RDONLY)
+    os.dup2(null, 0)
+    os.close(null)
+    sys.stdin = open(os.devnull)  # noqa: SIM115 - lives as long as the process
+    return (workdir / SPEC_FILE).exists()
+
+
 def main(workdir: Path) -> int:
+    """Collect what spec.json in `workdir` asks for (it must be there already)."""
     spec = CollectSpec.model_validate_json((workdir / SPEC_FILE).read_text())
     metrics = Metrics(target=spec.target, seed=spec.seed, budget=spec.budget)
     out = Writer(workdir, metrics)
@@ -88,7 +105,7 @@ def main(workdir: Path) -> int:
     out.running("load")
     out.save()
 
-    import torch  # noqa: PLC0415 - after the spec is read, so a bad spec fails fast
+    import torch  # noqa: PLC0415 - run as a process, the worker has it imported already
 
     from doctor.collect.budget import BUDGETS
     from doctor.collect.context import ForwardError, prepare
@@ -109,15 +126,18 @@ def main(workdir: Path) -> int:
         metrics.errors.append(error_record(exc, kind=kind, target_file=spec.target, what=what, hint=hint, probe=probe))
 
     budget = BUDGETS[spec.budget]
+    light = contextlib.nullcontext()
     if spec.static_only:  # one example batch at most, and no validation data
-        from doctor.collect.static.light import skip_dynamo_for_optimizers  # noqa: PLC0415
+        from doctor.collect.static.light import defer_dynamo_for_torchvision, skip_dynamo_for_optimizers  # noqa: PLC0415
 
         skip_dynamo_for_optimizers()
+        light = defer_dynamo_for_torchvision()
         budget = dataclasses.replace(budget, train_steps=1, eval_batches=0)
         metrics.setup.notes.append("--static: only the static checks ran (one forward pass, no training step).")
     setup = None
     try:
-        setup = load_target(spec.target, spec.factory, device=str(device), seed=spec.seed)
+        with light:
+            setup = load_target(spec.target, spec.factory, device=str(device), seed=spec.seed)
         if spec.static_only:
             setup.val_data = None
         if not any(True for _ in setup.model.parameters()):
@@ -204,5 +224,19 @@ def main(workdir: Path) -> int:
     return EXIT_TARGET if metrics.errors else EXIT_OK
 
 
+def _leave(code: int) -> None:
+    """Exit without tearing down torch's modules (most of a second); everything is saved by now.
+
+    The exit handlers still run (multiprocessing's, which stops data-loader workers, and the user's);
+    threads the user's code left running do not hold the exit up.
+    """
+    sys.stdout.flush()
+    sys.stderr.flush()
+    atexit._run_exitfuncs()  # noqa: SLF001 - the handlers Python would run; the module teardown is what we skip
+    sys.stdout.flush()
+    sys.stderr.flush()
+    os._exit(code)
+
+
 if __name__ == "__main__":
-    sys.exit(main(Path(sys.argv[1])))
+    _leave(main(Path(sys.argv[1])) if _await_spec(Path(sys.argv[1])) else EXIT_USAGE)
