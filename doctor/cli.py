@@ -28,6 +28,19 @@ class UsageError(Exception):
     """Bad flags or configuration: exit 2 with this message."""
 
 
+def _seed(text: str) -> int:
+    """A seed torch accepts (it takes 64 bits; beyond that the collector would die on it)."""
+    from doctor.collect.spec import SEED_LIMIT  # noqa: PLC0415
+
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a whole number") from None
+    if not 0 <= value < SEED_LIMIT:
+        raise argparse.ArgumentTypeError(f"{value} is out of range: a seed is from 0 to 2**63 - 1")
+    return value
+
+
 def _parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="doctor", description="A training doctor for PyTorch.")
     p.add_argument("--version", action="version", version=f"doctor {__version__}")
@@ -45,7 +58,7 @@ def _parser() -> argparse.ArgumentParser:
     c.add_argument("--static", action="store_true", help="static facts and rules only: no training step")
     c.add_argument("--budget", choices=BUDGETS, default=None, help="training steps per burst (default: standard)")
     c.add_argument("--device", choices=DEVICES, default=None, help="where to run the bursts (default: auto)")
-    c.add_argument("--seed", type=int, default=None, help="random seed for the bursts (default: 0)")
+    c.add_argument("--seed", type=_seed, default=None, help="random seed for the bursts (default: 0)")
     c.add_argument("--timeout", type=float, default=None, help="seconds for the whole collection (default: by budget)")
     c.add_argument("--fail-on", choices=FAIL_ON, default=None,
                    help="exit 1 when a finding is at or above this severity (default: error)")

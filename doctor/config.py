@@ -32,6 +32,7 @@ from typing import Any, Literal, Optional, Union
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
+from doctor.collect.spec import SEED_LIMIT
 from doctor.engine.schema import suggest
 
 CONFIG_NAMES = ("doctor.toml", "pyproject.toml")
@@ -49,7 +50,7 @@ ALLOWED = {
     "rules-dirs": "a list of folder paths (relative to the configuration file)",
     "budget": "one of " + ", ".join(BUDGETS),
     "device": "one of " + ", ".join(DEVICES),
-    "seed": "a whole number",
+    "seed": "a whole number from 0 to 2**63 - 1",
     "fail-on": "one of " + ", ".join(FAIL_ON),
     "timeout": "a positive number of seconds",
     "baseline": "a file path (relative to the configuration file)",
@@ -72,7 +73,7 @@ class Config(BaseModel):
     rules_dirs: list[str] = Field(default_factory=list, alias="rules-dirs")
     budget: Optional[Literal["quick", "standard", "deep"]] = None
     device: Optional[Literal["auto", "cpu", "cuda"]] = None
-    seed: Optional[int] = None
+    seed: Optional[int] = Field(default=None, ge=0, lt=SEED_LIMIT)
     fail_on: Optional[Literal["error", "warning", "info", "never"]] = Field(default=None, alias="fail-on")
     timeout: Optional[float] = Field(default=None, gt=0)
     baseline: Optional[str] = None

@@ -241,6 +241,14 @@ def test_ctrl_c_stops_the_collector_too():
     assert not any(Path(f"/proc/{k}").exists() for k in kids), "the collector outlived the interrupted parent"
 
 
+@pytest.mark.parametrize("seed,words", [("99999999999999999999999", "out of range"), ("-1", "out of range"),
+                                        ("seven", "not a whole number")])
+def test_a_seed_torch_cannot_take_is_a_usage_error(seed, words):
+    proc = run_doctor("check", "fixtures/healthy_mlp_regressor.py", "--static", "--seed", seed)
+    assert proc.returncode == 2 and "--seed: " in proc.stderr and words in proc.stderr, proc.stderr
+    assert "Traceback" not in proc.stderr and "crash" not in proc.stdout
+
+
 def test_a_usage_error_takes_down_the_collector_started_early(tmp_path):
     """The collector starts before the config is read (to import torch meanwhile); a bad config must not leave it."""
     from doctor.cli import main

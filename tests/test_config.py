@@ -141,6 +141,7 @@ def test_settings_reach_the_collector(project: Path) -> None:
     ('[tool.doctor]\nfail_on = "warning"\n', ["[tool.doctor] fail_on", "unknown key", "did you mean 'fail-on'", "allowed keys"]),
     ('[tool.doctor]\nbudget = "huge"\n', ["[tool.doctor] budget", "one of quick, standard, deep", "'huge'"]),
     ('[tool.doctor]\nseed = "7"\n', ["[tool.doctor] seed", "a whole number"]),
+    ('[tool.doctor]\nseed = 99999999999999999999\n', ["[tool.doctor] seed", "from 0 to 2**63 - 1"]),
     ('[tool.doctor]\ntimeout = -5\n', ["[tool.doctor] timeout", "positive number"]),
     ('[tool.doctor]\nselect = "dead-relu"\n', ["[tool.doctor] select", "list of rule ids"]),
     ('[tool.doctor.severity]\ndead-relu = "fatal"\n', ["[tool.doctor.severity] dead-relu", '"error" | "warning" | "info"']),

@@ -4,7 +4,9 @@ from __future__ import annotations
 
 from typing import Literal, Optional
 
-from pydantic import BaseModel
+from pydantic import BaseModel, Field
+
+SEED_LIMIT = 2**63  # torch.manual_seed takes 64 bits; a larger seed would kill the collector
 
 
 class CollectSpec(BaseModel):
@@ -12,7 +14,7 @@ class CollectSpec(BaseModel):
     factory: Optional[str] = None  # from `file.py:factory`
     budget: Literal["quick", "standard", "deep"] = "standard"
     device: Literal["auto", "cpu", "cuda"] = "auto"
-    seed: int = 0
+    seed: int = Field(default=0, ge=0, lt=SEED_LIMIT)
     static_only: bool = False
 
 
