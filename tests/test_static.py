@@ -261,3 +261,27 @@ def optimizer(model):
     layers = {k: v for k, v in m.layer_sites.items() if k in m.layer_types}
     assert len(layers) == len(m.layer_types) and set(layers.values()) == {f"{path}:8"}
     assert m.layer_sites["optimizer()"] == f"{path}:17"  # where the optimizer is built
+
+
+SYNC_AND_LAZY_BN = '''
+import torch
+from torch import nn
+
+batch_size = 2
+
+def build_model():
+    return nn.Sequential(nn.Linear(8, 16), nn.{norm}(16) if "{norm}" != "LazyBatchNorm1d" else nn.LazyBatchNorm1d(),
+                         nn.ReLU(), nn.Linear(16, 3))
+
+train_data = (torch.randn(64, 8), torch.randint(0, 3, (64,)))
+'''
+
+
+@pytest.mark.parametrize("norm", ["BatchNorm1d", "SyncBatchNorm", "LazyBatchNorm1d"])
+def test_every_batchnorm_kind_is_recognised(tmp_path: Path, norm: str) -> None:
+    """By type, not by name: SyncBatchNorm and the lazy ones are BatchNorm too (a bias before them is redundant,
+    and a batch of two gives them noisy statistics)."""
+    m = static_metrics(_write(tmp_path, SYNC_AND_LAZY_BN.format(norm=norm)))
+    assert m.scalars["static.batchnorm_at"] == "1"
+    assert m.scalars["static.bias_before_batchnorm"] == 1
+    assert {"redundant-bias", "batchnorm-small-batch"} <= {f.rule for f in findings(m, gating=False)}

@@ -42,6 +42,8 @@ RANGE = {"relu": (0.0, math.inf), "sigmoid": (0.0, 1.0), "softmax": (0.0, 1.0), 
 MERGES = frozenset({"add", "iadd", "cat", "concat", "stack", "sub", "mul", "matmul", "bmm", "einsum", "where"})
 DETACH = frozenset({"detach", "detach_"})
 LINEAR_TYPES = (nn.Linear, nn.modules.conv._ConvNd, nn.Bilinear)
+# BatchNorm1d/2d/3d, SyncBatchNorm and the Lazy ones; not InstanceNorm (per sample, no batch statistics)
+BATCHNORM_TYPES = (nn.modules.batchnorm._BatchNorm,)
 NORM_TYPES = (nn.modules.batchnorm._NormBase, nn.LayerNorm, nn.GroupNorm, nn.LocalResponseNorm)
 _NORM_FUNCS = frozenset({"batch_norm", "layer_norm", "group_norm", "instance_norm", "rms_norm", "normalize"})
 

@@ -7,7 +7,7 @@ from typing import Optional
 
 from doctor.collect.static.analysis import Analysis
 from doctor.collect.static.facts import Facts
-from doctor.collect.static.ops import DETACH, SATURATING, Graph, Op
+from doctor.collect.static.ops import BATCHNORM_TYPES, DETACH, SATURATING, Graph, Op
 
 
 def subject(f: Facts, op: Op) -> str:
@@ -18,8 +18,8 @@ def subject(f: Facts, op: Op) -> str:
 def check(a: Analysis, f: Facts) -> None:
     if a.inputs.batch_size is not None:
         f.scalars["static.batch_size"] = a.inputs.batch_size
-    first_bn = next((op.path for op in a.forward_layers if op.name.startswith("BatchNorm")), None) or next(
-        (n for n, m in a.model.named_modules() if type(m).__name__.startswith("BatchNorm")), None)
+    first_bn = next((op.path for op in a.forward_layers if isinstance(op.module, BATCHNORM_TYPES)), None) or next(
+        (n for n, m in a.model.named_modules() if isinstance(m, BATCHNORM_TYPES)), None)
     if first_bn is not None:
         f.scalars["static.batchnorm_at"] = first_bn
     g = a.graph
@@ -95,7 +95,7 @@ def _bias_before_batchnorm(a: Analysis, g: Graph, f: Facts) -> None:
             continue
         nxt = g.next_layer(op)
         redundant = (getattr(op.module, "bias", None) is not None and nxt is not None
-                     and nxt.kind == "module" and nxt.name.startswith("BatchNorm"))
+                     and nxt.kind == "module" and isinstance(nxt.module, BATCHNORM_TYPES))
         f.layer(op.path, bias_before_norm=redundant)
         if redundant:
             hits.append(op)

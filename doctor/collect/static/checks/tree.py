@@ -11,7 +11,7 @@ from torch import nn
 from doctor.collect.instrument import RELU_FAMILY, SATURATING
 from doctor.collect.static.analysis import Analysis
 from doctor.collect.static.facts import Facts
-from doctor.collect.static.ops import LINEAR_TYPES, NORM_TYPES, Op
+from doctor.collect.static.ops import ACTIVATION_KIND, LINEAR_TYPES, NORM_TYPES, Op
 from doctor.collect.static.sites import fmt_site
 
 _ACTIVATIONS = (nn.ReLU, nn.ReLU6, nn.LeakyReLU, nn.PReLU, nn.ELU, nn.SELU, nn.CELU, nn.GELU, nn.SiLU, nn.Mish,
@@ -139,8 +139,7 @@ def _init(a: Analysis, f: Facts) -> None:
         else:  # no graph: the next leaf in definition order, as in an nn.Sequential
             nxt_mod = leaves[i + 1][1] if i + 1 < len(leaves) else None
             norm = isinstance(nxt_mod, NORM_TYPES)
-            act = "relu" if isinstance(nxt_mod, (nn.ReLU, nn.ReLU6, nn.LeakyReLU, nn.PReLU, nn.ELU, nn.GELU,
-                                                 nn.SiLU, nn.Mish, nn.SELU, nn.CELU, nn.Hardswish)) else None
+            act = ACTIVATION_KIND.get(type(nxt_mod).__name__)  # the same kinds the graph gives
         with torch.no_grad():
             wf = w.detach().float()
             std = float(wf.std())
