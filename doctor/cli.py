@@ -454,7 +454,8 @@ def cmd_rules(args: argparse.Namespace) -> int:
 
 
 def _fixtures_for(rule_id: str) -> list[str]:
-    """Fixtures whose docstring's `expect:` line names the rule (a checkout only: wheels ship none)."""
+    """Fixtures whose docstring's `expect:` (or, for an info rule, `info:`) line names the rule (a checkout only:
+    wheels ship none)."""
     import ast  # noqa: PLC0415
 
     folder = Path(__file__).resolve().parent.parent / "fixtures"
@@ -464,8 +465,8 @@ def _fixtures_for(rule_id: str) -> list[str]:
             doc = ast.get_docstring(ast.parse(p.read_text(encoding="utf-8"))) or ""
         except (OSError, SyntaxError, ValueError):
             continue
-        m = re.search(r"^expect:\s*(.+)$", doc, re.M)
-        if m and rule_id in {x.strip() for x in m.group(1).split(",")}:
+        named = {x.strip() for m in re.finditer(r"^(?:expect|info):\s*(.+)$", doc, re.M) for x in m.group(1).split(",")}
+        if rule_id in named:
             first = doc.strip().splitlines()[0]
             found.append(f"{p.relative_to(folder.parent).as_posix()}: {first}")
     return found

@@ -174,6 +174,8 @@ def test_explain_says_how_to_override_and_which_fixtures_show_it() -> None:
     section = text.split("Fixtures that show it", 1)[1]
     assert "fixtures/dead_relu.py" in section and "healthy" not in section.split("Defined in")[0]
     assert text.rstrip().splitlines()[-1].startswith("Defined in ")
+    # An info-level rule is named on its fixture's `info:` line.
+    assert "fixtures/structure_redundant_bias.py" in doctor("explain", "redundant-bias").stdout
     # A rule no fixture names has no such section (nor does an installed package without fixtures/).
     assert "Fixtures that show it" not in doctor("explain", "unstable-loss").stdout
 
