@@ -136,3 +136,14 @@ def spike_stats(losses: Sequence[float], *, ratio: float = 2.0, sigmas: float = 
         spikes += spiking and not inside
         inside = spiking
     return {"run.loss_spikes": spikes, "run.loss_spike_max": worst}
+
+
+def gap_tests(val: Sequence[Optional[float]], train_eval: Sequence[Optional[float]]) -> dict[str, float]:
+    """Is the validation loss pulling away from the training-set loss (both in eval mode), and rising?"""
+    pairs = [(v, t) for v, t in zip(val, train_eval)
+             if v is not None and t is not None and math.isfinite(v) and math.isfinite(t)]
+    if len(pairs) < 3 or len(pairs) != len(val):
+        return {}
+    vals = [v for v, _ in pairs]
+    return {"curve.gap_up_p": trend_p([v - t for v, t in pairs], "greater"),
+            "curve.val_up_p": trend_p(vals[len(vals) // 2 - 1:] if len(vals) >= 4 else vals, "greater")}

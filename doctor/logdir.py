@@ -174,13 +174,11 @@ def to_metrics(root: Path, found: list[Curve]) -> Metrics:
             # first logged training step at or after it (a run log has no eval-mode training loss).
             from bisect import bisect_left  # noqa: PLC0415
 
-            from doctor.collect.probes.curve_tests import gap_tests  # noqa: PLC0415 - scipy only, no torch
-
             def train_at(step: int) -> float:
                 i = min(bisect_left(train.steps, step), len(train.steps) - 1)
                 return train.values[i]
 
-            sc.update(gap_tests(val.values, [train_at(s) for s in val.steps]))
+            sc.update(curves.gap_tests(val.values, [train_at(s) for s in val.steps]))
     if "acc.train" in chosen and "acc.val" in chosen:
         sc.update(curves.acc_stats(chosen["acc.train"].values[-1], chosen["acc.val"].values[-1]))
     m.setup.notes = [f"{r} from `{c.label}` ({len(c.steps)} points)" for r, c in sorted(chosen.items())]

@@ -14,7 +14,7 @@ from typing import Optional, Sequence
 from scipy import stats
 
 from doctor.collect.probes import Probe, SkipProbe
-from doctor.curves import rolling_median, trend_p
+from doctor.curves import gap_tests, rolling_median, trend_p
 
 MIN_POINTS = 12  # a half-curve shorter than 6 points carries no trend worth testing
 SPIKE_RATIO = 2.0  # a spike: above twice the median of the points just before it ...
@@ -86,17 +86,6 @@ def train_curve_tests(losses: Sequence[float]) -> dict[str, float]:
     out["curve.spikes"] = spikes
     out["curve.spike_max"] = worst
     return out
-
-
-def gap_tests(val: Sequence[Optional[float]], train_eval: Sequence[Optional[float]]) -> dict[str, float]:
-    """Is the validation loss pulling away from the training-set loss (both in eval mode), and rising?"""
-    pairs = [(v, t) for v, t in zip(val, train_eval)
-             if v is not None and t is not None and math.isfinite(v) and math.isfinite(t)]
-    if len(pairs) < 3 or len(pairs) != len(val):
-        return {}
-    vals = [v for v, _ in pairs]
-    return {"curve.gap_up_p": trend_p([v - t for v, t in pairs], "greater"),
-            "curve.val_up_p": trend_p(vals[len(vals) // 2 - 1:] if len(vals) >= 4 else vals, "greater")}
 
 
 def run(ctx) -> None:
