@@ -18,6 +18,19 @@ SCHEMA_VERSION = 1
 Value = Union[float, int, bool, str, None]
 
 
+
+def fmt_site(file: str, line: int) -> str:
+    """A site, as `Metrics.layer_sites` holds them: 'file:line'."""
+    return f"{file}:{line}"
+
+
+def split_site(site: str) -> tuple[str, Optional[int]]:
+    """'file:line' -> (file, line); the file may itself hold ':' (Windows drives)."""
+    head, sep, tail = site.rpartition(":")
+    if sep and tail.isdigit():
+        return head, int(tail)
+    return site, None
+
 class Series(BaseModel):
     """A sequence of values: a curve over steps, or values over named categories (layers, classes)."""
 

@@ -10,7 +10,8 @@ import pytest
 import torch
 from torch import nn
 
-from doctor.collect.static.sites import Sites, record_sites, split_site
+from doctor.collect.static.sites import Sites, record_sites
+from doctor.metrics import split_site
 from doctor.collect.static.source import SourceUnavailable, analyse_source, read_source
 
 

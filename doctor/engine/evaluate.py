@@ -19,7 +19,7 @@ from pydantic import BaseModel, Field
 
 from doctor.engine.expr import EvalError, Expr, Missing
 from doctor.engine.loader import Check, Rule
-from doctor.metrics import CATALOGUE, Metrics, ProbeStatus, Value
+from doctor.metrics import CATALOGUE, Metrics, ProbeStatus, Value, split_site
 from doctor.report import Evidence, Finding, Location, RankedCause, Severity
 
 # Cause statuses, most likely first; ruled-out causes stay listed so the report can say why.
@@ -155,8 +155,7 @@ def _locate(rule: Rule, subject: _Subject, metrics: Metrics) -> Location:
     loc = Location(module=where, label=subject.context.get("label"))
     site = metrics.layer_sites.get(where) if where else None
     if site:
-        head, sep, tail = site.rpartition(":")  # "file:line"; the file may itself hold ':'
-        loc.file, loc.line = (head, int(tail)) if sep and tail.isdigit() else (site, None)
+        loc.file, loc.line = split_site(site)
     return loc
 
 

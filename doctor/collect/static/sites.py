@@ -18,17 +18,7 @@ from typing import Iterator, Optional
 
 from torch import nn
 
-
-def fmt_site(file: str, line: int) -> str:
-    return f"{file}:{line}"
-
-
-def split_site(site: str) -> tuple[str, Optional[int]]:
-    """'file:line' -> (file, line); the file may itself hold ':' (Windows drives)."""
-    head, sep, tail = site.rpartition(":")
-    if sep and tail.isdigit():
-        return head, int(tail)
-    return site, None
+from doctor.metrics import fmt_site  # the site format belongs to the metrics document
 
 
 class Sites:
