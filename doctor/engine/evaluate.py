@@ -18,6 +18,7 @@ from typing import Any, Iterator, Mapping, Optional
 from pydantic import BaseModel, Field
 
 from doctor.engine.expr import EvalError, Expr, Missing
+from doctor.engine.template import compact
 from doctor.engine.loader import Check, Rule
 from doctor.metrics import CATALOGUE, Metrics, ProbeStatus, Value, split_site
 from doctor.report import Evidence, Finding, Location, RankedCause, Severity
@@ -159,23 +160,28 @@ def _locate(rule: Rule, subject: _Subject, metrics: Metrics) -> Location:
     return loc
 
 
-def _holds(check: Check, rule: Rule, subject: _Subject) -> Optional[bool]:
+def _truth(when: Expr, rule: Rule, subject: _Subject) -> Optional[bool]:
     """True or False, or None when a metric it reads was not measured."""
     try:
-        return bool(check.when.evaluate(subject.lookup, rule.params))
+        return bool(when.evaluate(subject.lookup, rule.params))
     except (Missing, EvalError):
         return None
+
+
+def _holds(check: Check, rule: Rule, subject: _Subject) -> Optional[bool]:
+    return _truth(check.when, rule, subject)
+
+
+def _shown(subject: _Subject, when: Expr) -> str:
+    """The measured values an expression read, as `name = value, ...`."""
+    return ", ".join(f"{e.name} = {compact(e.value)}" for e in subject.evidence(when, with_missing=False))
 
 
 def _note(check: Check, subject: _Subject, lead: str) -> str:
     if check.note is not None:
         return check.note.render(subject.get)
-    shown = ", ".join(f"{e.name} = {_show(e.value)}" for e in subject.evidence(check.when, with_missing=False))
+    shown = _shown(subject, check.when)
     return f"{lead}: {shown}." if shown else f"{lead}."
-
-
-def _show(v: Value) -> str:
-    return f"{v:.3g}" if isinstance(v, float) else str(v).lower() if isinstance(v, bool) else str(v)
 
 
 def _weigh(finding: Finding, rule: Rule, subject: _Subject, metrics: Metrics) -> None:
@@ -211,7 +217,7 @@ def _weigh(finding: Finding, rule: Rule, subject: _Subject, metrics: Metrics) ->
         missing = [n for n in confirm.when.names if _missing(subject, n)]
         finding.notes.append("Not confirmed by a measurement: " + _why_missing(missing, metrics) + ".")
     else:
-        shown = ", ".join(f"{e.name} = {_show(e.value)}" for e in subject.evidence(confirm.when, with_missing=False))
+        shown = _shown(subject, confirm.when)
         finding.notes.append("The measurements do not confirm it" + (f" ({shown})" if shown else "") + ".")
 
 
@@ -223,14 +229,22 @@ def _missing(subject: _Subject, name: str) -> bool:
     return False
 
 
+def _probe_said(metrics: Metrics, probe: str) -> Optional[str]:
+    """' (probe P skipped: why)' for a probe that did not run; '' when it ran; None when it is not in the record."""
+    rec = metrics.probe(probe) if probe else None
+    if rec is None:
+        return None
+    if rec.status == ProbeStatus.ran:
+        return ""
+    return f" (probe {probe} {rec.status.value}" + (f": {rec.reason})" if rec.reason else ")")
+
+
 def _why_missing(names: list[str], metrics: Metrics) -> str:
     parts = []
     for name in names:
         d = CATALOGUE.get(name)
-        rec = metrics.probe(d.probe) if d is not None else None
-        why = f" (probe {rec.name} {rec.status.value}" + (f": {rec.reason})" if rec.reason else ")") \
-            if rec is not None and rec.status != ProbeStatus.ran else (f" (probe {d.probe} did not run)" if d and rec is None else "")
-        parts.append(f"{name} was not measured{why}")
+        said = _probe_said(metrics, d.probe) if d is not None else ""
+        parts.append(f"{name} was not measured" + (said if said is not None else f" (probe {d.probe} did not run)"))
     return "; ".join(parts) if parts else "a value it needs was not measured"
 
 
@@ -241,10 +255,7 @@ def _rank_causes(rule: Rule, subject: _Subject) -> list[RankedCause]:
         if cause.when is None:
             status = "possible"
         else:
-            try:
-                status = "supported" if cause.when.evaluate(subject.lookup, rule.params) else "ruled_out"
-            except (Missing, EvalError):
-                status = "unknown"
+            status = {True: "supported", False: "ruled_out", None: "unknown"}[_truth(cause.when, rule, subject)]
             evidence = subject.evidence(cause.when, with_missing=(status == "unknown"))
         ranked.append(RankedCause(id=cause.id, text=cause.text, fixes=list(cause.fixes), status=status, evidence=evidence))
     ranked.sort(key=lambda c: CAUSE_ORDER[c.status])  # stable: file order within a status
@@ -266,10 +277,7 @@ def _skip_reason(rule: Rule, metrics: Metrics, missing: list[str], other: str) -
     for probe, names in by_probe.items():
         per_entry = rule.scope != "model" and any(CATALOGUE[n].scope == rule.scope for n in names if n in CATALOGUE)
         text = f"{', '.join(names)} not measured" + (f" for any {rule.scope}" if per_entry else "")
-        rec = metrics.probe(probe) if probe else None
-        if rec is not None and rec.status != ProbeStatus.ran:
-            text += f" (probe {probe} {rec.status.value}" + (f": {rec.reason})" if rec.reason else ")")
-        elif probe:
-            text += f" (probe {probe})"
+        said = _probe_said(metrics, probe)
+        text += said if said else f" (probe {probe})" if probe else ""
         parts.append(text)
     return "; ".join(parts)
