@@ -71,6 +71,9 @@ class Collector:
     """
 
     def __init__(self) -> None:
+        # From now until close(), SIGTERM (a cancelled CI job) unwinds through close() instead of
+        # leaving the temporary directory behind.
+        self._previous = _on_sigterm_raise()
         self._tmp = tempfile.TemporaryDirectory(prefix="doctor-")
         self.work = Path(self._tmp.name)
         env = dict(os.environ, PYTHONUNBUFFERED="1", PYTHONFAULTHANDLER="1")
@@ -84,23 +87,29 @@ class Collector:
         except BaseException:
             self._log.close()
             self._tmp.cleanup()
+            self._restore()
             raise
 
     def send(self, spec: CollectSpec) -> None:
         (self.work / SPEC_FILE).write_text(spec.model_dump_json())
-        try:
-            self.child.stdin.close()
-        except BrokenPipeError:  # it died already (importing torch): its status and log say why
-            pass
+        self.child.stdin.close()  # nothing was written to the pipe, so closing it cannot fail on a dead child
 
     def close(self) -> None:
         """Kill it if it still runs (the parent gave up, or was interrupted) and remove its files."""
-        if self.child.poll() is None:
-            _kill(self.child)
-        with contextlib.suppress(OSError):
-            self.child.stdin.close()
-        self._log.close()
-        self._tmp.cleanup()
+        try:
+            if self.child.poll() is None:
+                _kill(self.child)
+            with contextlib.suppress(OSError):
+                self.child.stdin.close()
+            self._log.close()
+            self._tmp.cleanup()
+        finally:
+            self._restore()
+
+    def _restore(self) -> None:
+        if self._previous is not None:
+            signal.signal(signal.SIGTERM, self._previous)
+            self._previous = None
 
 
 def collect(spec: CollectSpec, timeout_s: float, *, progress: Callable[[str], None] = lambda _m: None,
@@ -125,7 +134,6 @@ def _wait(collector: Collector, spec: CollectSpec, timeout_s: float, progress: C
     deadline = time.monotonic() + timeout_s
     shown = 0  # stages of the child's progress history already passed to `progress`
     timed_out = False
-    previous = _on_sigterm_raise()
 
     def show_new() -> None:
         nonlocal shown
@@ -149,25 +157,29 @@ def _wait(collector: Collector, spec: CollectSpec, timeout_s: float, progress: C
         # so it would outlive us.
         _kill(child)
         raise
-    finally:
-        if previous is not None:
-            signal.signal(signal.SIGTERM, previous)
     rc = child.returncode
     raw = _read_json(work / METRICS_FILE)
+    unreadable = ""
     try:
         metrics = Metrics.model_validate(raw) if raw else None
-    except ValueError:  # written by a worker from another doctor version, or torn by a native crash
-        metrics = None
+    except ValueError as exc:  # a worker from another doctor version on the path, or a user's code writing over it
+        metrics, unreadable = None, str(exc).splitlines()[0]
     if metrics is None:
         metrics = Metrics(target=spec.target, seed=spec.seed, budget=spec.budget)
+    if unreadable:  # nothing measured can be shown: the run must not pass as clean
+        metrics.errors.append(ErrorRecord(
+            kind="internal", message=f"the collector's metrics document could not be read ({unreadable})",
+            hint="Check that the `doctor` on the PATH and the one its Python imports are the same version."))
     state = _read_json(work / PROGRESS_FILE) or {}
     log_text = (work / LOG_FILE).read_text(errors="replace")
 
     running = state.get("probe") or ""
     records = state.get("records") or ([running] if running else [])
-    where = {"": "", "load": " while loading the target (importing the file, building the model)",
+    stage = running or ("start" if not state else "")  # no progress at all: it never got as far as the spec
+    where = {"": "", "start": " while starting (importing torch)",
+             "load": " while loading the target (importing the file, building the model)",
              "prepare": " while preparing (reading the first batches, the first forward pass)"}.get(
-        running, f" while running probe '{running}'")
+        stage, f" while running probe '{stage}'")
     if timed_out:
         metrics.errors.append(ErrorRecord(
             kind="timeout", probe=running or None,

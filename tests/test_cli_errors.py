@@ -249,16 +249,56 @@ def test_a_seed_torch_cannot_take_is_a_usage_error(seed, words):
     assert "Traceback" not in proc.stderr and "crash" not in proc.stdout
 
 
-def test_a_usage_error_takes_down_the_collector_started_early(tmp_path):
+def test_a_usage_error_takes_down_the_collector_started_early(tmp_path, monkeypatch):
     """The collector starts before the config is read (to import torch meanwhile); a bad config must not leave it."""
+    from doctor import runner
     from doctor.cli import main
 
+    started = []
+
+    class Counted(runner.Collector):
+        def __init__(self):
+            super().__init__()
+            started.append((self.child.pid, self.work))
+
+    monkeypatch.setattr(runner, "Collector", Counted)
     bad = tmp_path / "doctor.toml"
     bad.write_text("[tool.doctor\n")
     before = set(_children(os.getpid()))
     rc = main(["check", str(REPO / "fixtures" / "healthy_mlp_regressor.py"), "--config", str(bad)])
     assert rc == 2
-    assert set(_children(os.getpid())) <= before  # killed and reaped, not left importing torch
+    [(pid, work)] = started  # it was started early ...
+    assert pid not in set(_children(os.getpid())) - before  # ... then killed and reaped, not left importing torch
+    assert not work.exists()
+
+
+def test_an_unreadable_metrics_document_fails_the_run_instead_of_passing_it_clean(monkeypatch):
+    from doctor import runner
+    from doctor.collect.spec import METRICS_FILE, CollectSpec
+
+    real = runner._read_json  # noqa: SLF001
+
+    def corrupt(path):
+        return {"probes": "not a list"} if path.name == METRICS_FILE else real(path)
+
+    monkeypatch.setattr(runner, "_read_json", corrupt)
+    spec = CollectSpec(target=str(REPO / "fixtures" / "healthy_mlp_regressor.py"), static_only=True, device="cpu")
+    got = runner.collect(spec, 120)
+    assert got.returncode == 0  # the child was fine; what it wrote could not be read
+    [err] = got.metrics.errors
+    assert err.kind == "internal" and "metrics document could not be read" in err.message
+
+
+def test_a_collector_dying_while_importing_torch_says_so(tmp_path):
+    fake = tmp_path / "torch"
+    fake.mkdir()
+    (fake / "__init__.py").write_text("import os\nos.abort()\n")
+    env = dict(os.environ, PYTHONPATH=str(tmp_path))
+    proc = subprocess.run([sys.executable, "-m", "doctor", "check", "fixtures/healthy_mlp_regressor.py", "--static"],
+                          cwd=REPO, capture_output=True, text=True, timeout=120, stdin=subprocess.DEVNULL, env=env)
+    assert proc.returncode == 3, proc.stdout + proc.stderr
+    assert "died (SIGABRT) while starting (importing torch)" in proc.stdout, proc.stdout
+    assert "Traceback" not in proc.stderr
 
 
 def test_unwritable_output_dir_and_undecodable_files_are_one_sentence(tmp_path):

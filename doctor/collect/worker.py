@@ -13,6 +13,7 @@ import dataclasses
 import json
 import os
 import sys
+import threading
 import time
 from pathlib import Path
 
@@ -225,13 +226,18 @@ def main(workdir: Path) -> int:
 
 
 def _leave(code: int) -> None:
-    """Exit without tearing down torch's modules (most of a second); everything is saved by now.
+    """Exit without tearing down torch's modules (most of a second); everything doctor measured is saved by now.
 
-    The exit handlers still run (multiprocessing's, which stops data-loader workers, and the user's);
-    threads the user's code left running do not hold the exit up.
+    What a normal exit does first still happens: threads the user's code left running are joined (as before,
+    a thread that never ends is stopped by the parent's timeout), then the exit handlers run (multiprocessing's,
+    which stops data-loader workers, and the user's). Given up: flushing files the user's code left open and
+    unflushed, which the teardown would have closed; doctor's own files are written and closed already.
     """
     sys.stdout.flush()
     sys.stderr.flush()
+    shutdown = getattr(threading, "_shutdown", None)  # what Python runs at exit before the atexit handlers
+    if shutdown is not None:
+        shutdown()
     atexit._run_exitfuncs()  # noqa: SLF001 - the handlers Python would run; the module teardown is what we skip
     sys.stdout.flush()
     sys.stderr.flush()

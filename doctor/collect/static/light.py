@@ -12,6 +12,7 @@ from __future__ import annotations
 import contextlib
 import importlib.abc
 import importlib.machinery
+import linecache
 import os
 import sys
 import types
@@ -33,6 +34,7 @@ def skip_dynamo_for_optimizers() -> None:
 # torchvision.ops.roi_align does `from torch._dynamo.utils import is_compile_supported` at import time
 # (1.5 s here, a third of a static run on a torchvision model) for a helper it calls only inside roi_align.
 _DEFERRED_IMPORTER = "torchvision.ops.roi_align"
+_DEFERRED_STATEMENT = "from torch._dynamo.utils import is_compile_supported"
 _DEFERRED_NAMES = {"torch._dynamo": True, "torch._dynamo.utils": False}  # module name -> is a package
 _IMPORT_MACHINERY = {"importlib._bootstrap", "importlib._bootstrap_external", __name__}
 
@@ -44,12 +46,15 @@ def is_compile_supported(device_type):  # noqa: ANN001, ANN201 - same signature 
     return real(device_type)
 
 
-def _importer() -> str:
-    """The module whose import statement is being served (skipping the import machinery's frames)."""
+def _importer() -> tuple[str, str]:
+    """The module whose import statement is being served, and that statement's line (skipping the import
+    machinery's frames)."""
     frame = sys._getframe(2)  # noqa: SLF001
     while frame is not None and frame.f_globals.get("__name__") in _IMPORT_MACHINERY:
         frame = frame.f_back
-    return frame.f_globals.get("__name__", "") if frame is not None else ""
+    if frame is None:
+        return "", ""
+    return frame.f_globals.get("__name__", ""), linecache.getline(frame.f_code.co_filename, frame.f_lineno).strip()
 
 
 class _Placeholder(importlib.abc.Loader):
@@ -94,7 +99,9 @@ class _Finder(importlib.abc.MetaPathFinder):
         self.loader = _Placeholder()
 
     def find_spec(self, name, path, target=None):  # noqa: ANN001, ANN201, ARG002
-        if name not in _DEFERRED_NAMES or _importer() != _DEFERRED_IMPORTER:
+        # Only that one statement: were torchvision to import dynamo some other way, the placeholders could
+        # stay in place for the rest of the target's import; then it pays the 1.5 s like everyone else.
+        if name not in _DEFERRED_NAMES or _importer() != (_DEFERRED_IMPORTER, _DEFERRED_STATEMENT):
             return None
         return importlib.machinery.ModuleSpec(name, self.loader, is_package=_DEFERRED_NAMES[name])
 
