@@ -123,6 +123,17 @@ def test_dict_batches_with_recognisable_keys_are_read(keys):
     assert f"inputs from '{keys[0]}', targets from '{keys[1]}'" in note and "'attention_mask'" in note
 
 
+def test_a_custom_step_is_told_it_gets_pairs_only_when_the_loader_yields_dicts():
+    def step(model, batch, loss_fn, optimizer):
+        return loss_fn(model(batch[0]), batch[1])
+
+    pairs = "receives each batch as an (inputs, targets) pair"
+    _, metrics = prep(nn.Sequential(nn.Linear(8, 3)), DataLoader(_Dicts(("x", "y")), batch_size=32), train_step=step)
+    assert any(pairs in n for n in metrics.setup.notes), metrics.setup.notes
+    _, metrics = prep(nn.Sequential(nn.Linear(8, 3)), train_step=step)  # plain (inputs, targets) tensors
+    assert not any(pairs in n for n in metrics.setup.notes), metrics.setup.notes
+
+
 def test_dict_batches_with_unknown_keys_name_what_they_hold():
     with pytest.raises(TargetError) as err:
         datamod.as_batch({"pixels": torch.zeros(2), "klass": torch.zeros(2)}, name="train_loader")

@@ -169,13 +169,14 @@ def prepare(setup: TrainingSetup, metrics: Metrics, budget: Budget, device: torc
     inject = {"batch_size": setup.batch_size, "device": device, "seed": seed}
     needed = budget.train_steps + budget.eval_batches
     train_loader = val_loader = None
-    val_held_out = False
+    val_held_out = dicts = False
     notes: list[str] = []  # setup notes for the report, in the order they arise
     if setup.train_data is not None:
         train_loader = datamod.to_loader(setup.train_data, name=setup.names["train_data"], batch_size=setup.batch_size,
                                          seed=seed, shuffle=True, inject=inject)
-        train_batches = datamod.take_batches(train_loader, needed, name=setup.names["train_data"], device=device,
-                                             notes=notes)
+        taken = datamod.take_batches(train_loader, needed, name=setup.names["train_data"], device=device)
+        train_batches, dicts = taken.batches, taken.dicts
+        notes += [taken.layout] if taken.layout else []
         if not train_batches:
             raise TargetError(f"{setup.names['train_data']} yielded no batches", kind="load")
         synthetic = False
@@ -188,8 +189,9 @@ def prepare(setup: TrainingSetup, metrics: Metrics, budget: Budget, device: torc
     if setup.val_data is not None:
         val_loader = datamod.to_loader(setup.val_data, name=setup.names["val_data"], batch_size=setup.batch_size,
                                        seed=seed, shuffle=False, inject=inject)
-        val_batches = datamod.take_batches(val_loader, budget.eval_batches, name=setup.names["val_data"],
-                                           device=device, notes=notes)
+        taken = datamod.take_batches(val_loader, budget.eval_batches, name=setup.names["val_data"], device=device)
+        val_batches, dicts = taken.batches, dicts or taken.dicts
+        notes += [taken.layout] if taken.layout else []
     elif not synthetic and len(train_batches) > budget.eval_batches + 1:
         # No validation data: hold out the last few training batches, never trained on.
         k = min(budget.eval_batches, max(1, len(train_batches) // 4))
@@ -240,7 +242,7 @@ def prepare(setup: TrainingSetup, metrics: Metrics, budget: Budget, device: torc
                      "hold for that batch size; lower batch_size in the target to match.")
     if picked:
         notes.append(f"The model does not return a tensor: doctor reads {picked} as the model's output.")
-    if setup.train_step is not None and any("yields dicts" in n for n in notes):
+    if setup.train_step is not None and dicts:
         notes.append("The custom train_step receives each batch as an (inputs, targets) pair, not as the dict "
                      "the loader yields.")
     if out is not None and out.dim() == 0:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import itertools
 from collections.abc import Mapping
+from dataclasses import dataclass
 from typing import Any, Iterable, Iterator, Optional
 
 import torch
@@ -118,27 +119,32 @@ def read_batches(loader: Iterable, *, name: str) -> Iterator[tuple[Any, torch.Te
         yield raw, x, y
 
 
-def take_batches(loader: Iterable, n: int, *, name: str, device: torch.device,
-                 max_bytes: int = 1 << 30, notes: Optional[list[str]] = None) -> list[Batch]:
-    """Up to `n` batches moved to the device, stopping early at `max_bytes` so big images stay affordable.
+@dataclass
+class Taken:
+    """The first batches of a loader, and how they were read."""
 
-    A note on how the first batch was read (dict keys, extra items) goes to `notes` when given."""
-    out: list[Batch] = []
+    batches: list[Batch]
+    layout: Optional[str] = None  # a note when a batch is not a plain (inputs, targets) pair
+    dicts: bool = False  # the loader yields dicts (a custom train_step then gets pairs, not its dicts)
+
+
+def take_batches(loader: Iterable, n: int, *, name: str, device: torch.device, max_bytes: int = 1 << 30) -> Taken:
+    """Up to `n` batches moved to the device, stopping early at `max_bytes` so big images stay affordable."""
+    taken = Taken(batches=[])
+    out = taken.batches
     size = 0
     if n <= 0:
-        return out
+        return taken
     batches = read_batches(loader, name=name)
     for raw, x, y in batches:
-        if not out and notes is not None:
-            note = batch_layout(raw, name=name)
-            if note:
-                notes.append(note)
+        if not out:
+            taken.layout, taken.dicts = batch_layout(raw, name=name), isinstance(raw, Mapping)
         out.append((x.to(device, non_blocking=True), y.to(device, non_blocking=True)))
         size += x.element_size() * x.numel() + y.element_size() * y.numel()
         if size >= max_bytes or len(out) >= n:
             break
     batches.close()
-    return out
+    return taken
 
 
 def cycle(batches: list[Batch]) -> Iterator[Batch]:
