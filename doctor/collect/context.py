@@ -14,6 +14,7 @@ from torch import nn
 
 from doctor.collect import data as datamod
 from doctor.collect.budget import Budget
+from doctor.collect.burst import StepFn, builtin_step
 from doctor.collect.instrument import forward_order
 from doctor.collect.target import TargetError, TrainingSetup
 from doctor.metrics import Metrics
@@ -155,6 +156,14 @@ class Context:
                               kind="forward",
                               hint="Reduce it (e.g. `.mean()`), or use reduction='mean'.")
         return loss
+
+    def batch_loss(self, model: nn.Module, batch: datamod.Batch) -> torch.Tensor:
+        """The loss of `model` on one (inputs, targets) batch, its output picked as everywhere else."""
+        return self.compute_loss(model_output(model, batch[0]), batch[1])
+
+    def step_fn(self, after_backward: Optional[Callable[[], None]] = None) -> StepFn:
+        """doctor's own training step on this target's loss: what every probe that trains runs."""
+        return builtin_step(self.batch_loss, after_backward)
 
 
 def _loss_name(fn: Any) -> str:

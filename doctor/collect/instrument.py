@@ -275,6 +275,8 @@ class UpdateStats:
     def after_backward(self) -> None:
         # Whether autograd reached a parameter at all is known on the host. A gradient of exact
         # zeros (dead or saturated units) still counts as reached: the rules for those say why.
+        if self.steps_recorded >= self.ratios.shape[0]:
+            return  # past the steps it measures, like after_step
         for i, p in enumerate(self.params):
             if p.grad is not None:
                 self.got_grad[i] = True

@@ -14,8 +14,6 @@ import time
 import torch
 from torch.utils.data import DataLoader
 
-from doctor.collect.burst import builtin_step
-from doctor.collect.context import model_output
 from doctor.collect.data import cycle, read_batches
 from doctor.collect.probes import Probe, SkipProbe
 from doctor.collect.scan import NO_TRAIN
@@ -55,7 +53,7 @@ def _time_steps(ctx, steps: int) -> tuple[float, int]:
     steps are timed, it stops when they add up to STEP_TIME_S: long steps time well, and each one costs."""
     model = ctx.fresh_model()
     opt = ctx.make_optimizer(model)
-    step = builtin_step(lambda m, b: ctx.compute_loss(model_output(m, b[0]), b[1]))
+    step = ctx.step_fn()
     batches = cycle(ctx.train_batches)
     step(model, next(batches), opt)
     _sync(ctx.device)

@@ -13,7 +13,6 @@ from typing import Optional
 
 import torch
 
-from doctor.collect.context import model_output
 from doctor.collect.data import cycle
 from doctor.collect.probes import Probe, SkipProbe
 from doctor.collect.scan import NO_TRAIN
@@ -95,15 +94,12 @@ def run(ctx) -> None:
     losses = torch.full((steps,), float("nan"), device=dev)
     batches = cycle(ctx.train_batches)
     check = max(per_decade, 3)
+    step_fn = ctx.step_fn()
     ran = 0
     for step, rate in enumerate(rates):
         for g, b in zip(opt.param_groups, base):
             g["lr"] = b * rate / lr0
-        x, y = next(batches)
-        opt.zero_grad(set_to_none=True)
-        loss = ctx.compute_loss(model_output(model, x), y)
-        loss.backward()
-        opt.step()
+        loss = step_fn(model, next(batches), opt)
         losses[step] = loss.detach().float()
         ran = step + 1
         if ran % check == 0 and ran < steps:

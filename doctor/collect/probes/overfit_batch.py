@@ -70,15 +70,10 @@ def run(ctx) -> Optional[dict[str, str]]:
     losses = torch.full((steps,), float("nan"), device=dev)
     start: Optional[float] = None
     ran = 0
+    step_fn = ctx.step_fn(after_backward=upd.after_backward)  # it measures the first UPDATE_STEPS steps only
     for step in range(steps):
-        opt.zero_grad(set_to_none=True)
-        loss = ctx.compute_loss(model_output(model, x), y)
-        loss.backward()
-        if step < UPDATE_STEPS:
-            upd.after_backward()
-        opt.step()
-        if step < UPDATE_STEPS:
-            upd.after_step(step)
+        loss = step_fn(model, (x, y), opt)
+        upd.after_step(step)
         losses[step] = loss.detach().float()
         ran = step + 1
         if ran % CHECK_EVERY == 0 and ran < steps:

@@ -11,7 +11,7 @@ from typing import Any, Optional
 import torch
 
 from doctor import curves
-from doctor.collect.burst import BurstResult, builtin_step, run_burst
+from doctor.collect.burst import BurstResult, run_burst
 from doctor.collect.context import model_output
 from doctor.collect.data import cycle
 from doctor.collect.instrument import ActStats, GradStats
@@ -178,7 +178,7 @@ def run(ctx) -> Optional[dict[str, str]]:
                                              "device": ctx.device}, what="train_step")
             return checked_step_loss(loss)
     else:
-        step_fn = builtin_step(lambda m, b: ctx.compute_loss(model_output(m, b[0]), b[1]))
+        step_fn = ctx.step_fn()
 
     def checkpoint(res: BurstResult) -> None:
         if not ctx.synthetic:
