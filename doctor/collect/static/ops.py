@@ -48,6 +48,28 @@ NORM_TYPES = (nn.modules.batchnorm._NormBase, nn.LayerNorm, nn.GroupNorm, nn.Loc
 _NORM_FUNCS = frozenset({"batch_norm", "layer_norm", "group_norm", "instance_norm", "rms_norm", "normalize"})
 
 
+def _int(v: Any) -> Optional[int]:
+    return v if isinstance(v, int) and not isinstance(v, bool) else None
+
+
+def call_dim(name: str, args: tuple, kwargs: dict) -> Optional[int]:
+    """The `dim` of a softmax-like call (None for other calls): the keyword, else the second positional
+    argument, since the tensor comes first for `F.softmax(x, 1)` and `x.softmax(1)` alike in both traces."""
+    if "softmax" not in name and "softmin" not in name:
+        return None
+    return _int(kwargs["dim"] if "dim" in kwargs else args[1] if len(args) > 1 else None)
+
+
+def module_dim(mod: Any) -> Optional[int]:
+    """An nn.Softmax-like module's `dim` attribute (None when it has none or it is not set)."""
+    return _int(getattr(mod, "dim", None))
+
+
+def has_scalar_operand(args: tuple) -> bool:
+    """A plain number among the call's arguments (`x * 0.5`, `x + 1`)."""
+    return any(_int(a) is not None or isinstance(a, float) for a in args)
+
+
 def pick_output(value: Any, is_leaf: Any) -> Any:
     """The part of a model's return value doctor treats as its output: a dict's logits/out/output entry (else
     its first), a tuple's or list's first; `is_leaf` says what counts as a value (a tensor, an fx node)."""

@@ -3,12 +3,13 @@
 from __future__ import annotations
 
 import sys
-from typing import Any, Optional
+from typing import Any
 
 import torch
 from torch import fx, nn
 
-from doctor.collect.static.ops import Graph, Op, normalise_name, pick_output
+from doctor.collect.static.ops import (Graph, Op, call_dim, has_scalar_operand, module_dim, normalise_name,
+                                      pick_output)
 from doctor.collect.static.sites import Sites
 
 
@@ -23,13 +24,6 @@ def call_label(fn: Any) -> str:
     if mod in ("_operator", "operator"):
         return {"add": "+", "sub": "-", "mul": "*", "truediv": "/", "matmul": "@", "getitem": "[]"}.get(name, name)
     return name
-
-
-def _dim(args: tuple, kwargs: dict, method: bool) -> Optional[int]:
-    if "dim" in kwargs:
-        return kwargs["dim"] if isinstance(kwargs["dim"], int) else None
-    pos = 1  # softmax(input, dim) and tensor.softmax(dim): the tensor is args[0] for both in fx
-    return args[pos] if len(args) > pos and isinstance(args[pos], int) and not isinstance(args[pos], bool) else None
 
 
 class _SiteTracer(fx.Tracer):
@@ -74,7 +68,7 @@ def trace_fx(model: nn.Module, sites: Sites) -> tuple[Graph, fx.GraphModule]:
         elif node.op == "call_module":
             mod = modules.get(node.target)
             op = Op(kind="module", name=type(mod).__name__, label=node.target, path=node.target, module=mod,
-                    dim=getattr(mod, "dim", None) if isinstance(getattr(mod, "dim", None), int) else None, **common)
+                    dim=module_dim(mod), **common)
             op.site = sites.of(mod)
         else:
             method = node.op == "call_method"
@@ -82,8 +76,7 @@ def trace_fx(model: nn.Module, sites: Sites) -> tuple[Graph, fx.GraphModule]:
             name = normalise_name(str(raw))
             op = Op(kind="method" if method else "function", name=name,
                     label=f".{raw}()" if method else call_label(node.target), path=owner,
-                    dim=_dim(node.args, node.kwargs, method) if "softmax" in name or "softmin" in name else None,
-                    scalar_operand=any(isinstance(a, (int, float)) and not isinstance(a, bool) for a in node.args),
+                    dim=call_dim(name, node.args, node.kwargs), scalar_operand=has_scalar_operand(node.args),
                     **common)
             op.site = node.meta.get("doctor_site")
         index[node] = op.index

@@ -16,7 +16,8 @@ from torch import nn
 from torch.overrides import TorchFunctionMode
 
 from doctor.collect.instrument import HookSet
-from doctor.collect.static.ops import Graph, Op, normalise_name, pick_output
+from doctor.collect.static.ops import (Graph, Op, call_dim, has_scalar_operand, module_dim, normalise_name,
+                                      pick_output)
 from doctor.collect.static.sites import Sites
 from doctor.collect.static.trace_fx import call_label
 
@@ -113,15 +114,11 @@ class Recorder(TorchFunctionMode):
               raised: bool = False) -> Op:
         qual = getattr(func, "__qualname__", "") or ""
         method = qual.startswith(("Tensor.", "TensorBase.", "_TensorBase.")) or raw in ("data", "T", "mT", "H")
-        dim = None
-        if "softmax" in name or "softmin" in name:
-            d = kwargs.get("dim", args[1] if len(args) > 1 else None)
-            dim = d if isinstance(d, int) and not isinstance(d, bool) else None
         op = self.add(kind="method" if method else "function", name=name,
                       label=(f".{raw}" if raw in ("data", "T", "mT", "H") else f".{raw}()") if method
                       else call_label(func),
-                      path=self.owners[-1], inputs=inputs, dim=dim,
-                      scalar_operand=any(isinstance(a, (int, float)) and not isinstance(a, bool) for a in args),
+                      path=self.owners[-1], inputs=inputs, dim=call_dim(name, args, kwargs),
+                      scalar_operand=has_scalar_operand(args),
                       site=self.sites.frame_site(sys._getframe(2)), raised=raised,
                       call_args=(args, kwargs) if name in LOSS_FUNCTIONS else None)
         return op
@@ -163,9 +160,8 @@ def _leaf_post(rec: Recorder, path: str, mod: nn.Module, sites: Sites):
         rec.suspended -= 1
         if rec.suspended:
             return  # a leaf called from inside another leaf
-        dim = getattr(mod, "dim", None)
         op = rec.add(kind="module", name=type(mod).__name__, label=path, path=path, module=mod,
-                     inputs=rec.inputs_of(args, kwargs), dim=dim if isinstance(dim, int) else None,
+                     inputs=rec.inputs_of(args, kwargs), dim=module_dim(mod),
                      site=sites.of(mod))
         rec.bind(out, op.index)
     return post
