@@ -281,3 +281,21 @@ def test_budgets_are_declared_and_the_timing_probe_skips_quick():
     assert "quick" not in probes["data_pipeline"].budgets
     for name in DATA_PROBES:
         assert 10 <= probes[name].order < 20, name
+
+
+def test_what_counts_as_compensating_for_unequal_classes():
+    from torch.utils.data import BatchSampler, WeightedRandomSampler
+
+    from doctor.collect.probes.data_stats import _compensation
+
+    ds = TensorDataset(torch.randn(8, 2), torch.tensor([0] * 7 + [1]))
+    plain = DataLoader(ds, batch_size=4, shuffle=True)
+    assert _compensation(nn.CrossEntropyLoss(), plain) == ""
+    assert _compensation(nn.CrossEntropyLoss(weight=torch.tensor([2.0, 2.0])), plain) == ""  # only rescales
+    assert "weight=" in _compensation(nn.CrossEntropyLoss(weight=torch.tensor([1.0, 7.0])), plain)
+    assert "pos_weight=" in _compensation(nn.BCEWithLogitsLoss(pos_weight=torch.tensor([7.0])), plain)
+    assert _compensation(nn.BCEWithLogitsLoss(pos_weight=torch.tensor([1.0])), plain) == ""
+    sampler = WeightedRandomSampler(torch.ones(8), num_samples=8)
+    assert "WeightedRandomSampler" in _compensation(nn.CrossEntropyLoss(), DataLoader(ds, batch_size=4, sampler=sampler))
+    by_batch = DataLoader(ds, batch_sampler=BatchSampler(sampler, 4, drop_last=False))
+    assert "WeightedRandomSampler" in _compensation(nn.CrossEntropyLoss(), by_batch)

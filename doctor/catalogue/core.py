@@ -34,6 +34,12 @@ METRICS: list[MetricDef] = [
     metric("data.labels_out_of_range", "data_stats", "Labels outside [0, number of model outputs).", unit="samples"),
     metric("data.class_ratio", "data_stats", "Count of the largest class over count of the smallest class.", unit="x"),
     metric("data.majority_class_frac", "data_stats", "Share of the most frequent class.", unit="fraction"),
+    metric("data.imbalance_compensated", "data_stats", "Training already compensates for unequal classes: the loss "
+           "weights them (weight=, pos_weight=) or the loader samples with a WeightedRandomSampler.", kind="bool"),
+    metric("data.imbalance_compensation", "data_stats", "How training compensates for unequal classes, in words "
+           "(empty when it does not).", kind="text"),
+    metric("data.train_resampled", "data_stats", "The training loader draws samples with a WeightedRandomSampler, "
+           "so its batches have the class mix the weights give, not the data set's.", kind="bool"),
     metric("data.target_std", "data_stats", "Standard deviation of regression targets."),
     metric("data.target_abs_mean", "data_stats", "Absolute mean of regression targets."),
     metric("class.count", "data_stats", "Training samples of this class.", scope="class", unit="samples"),

@@ -6,7 +6,7 @@ import itertools
 from typing import Any, Optional
 
 import torch
-from torch.utils.data import TensorDataset
+from torch.utils.data import TensorDataset, WeightedRandomSampler
 
 from doctor.collect.data import as_batch
 from doctor.collect.probes import Probe, SkipProbe
@@ -140,6 +140,10 @@ def run(ctx) -> None:
         sc["data.target_abs_mean"] = abs(yr["mean"])
 
     if ctx.task in ("classification", "binary"):
+        how = _compensation(ctx.loss_fn, ctx.train_loader)
+        sc["data.imbalance_compensated"] = bool(how)
+        sc["data.imbalance_compensation"] = how
+        sc["data.train_resampled"] = resampled(ctx.train_loader)
         full = _all_targets(ctx.train_loader)
         y = (full if full is not None else torch.cat(labels) if labels else torch.empty(0)).reshape(-1).cpu()
         if ctx.task == "classification":
@@ -155,6 +159,31 @@ def run(ctx) -> None:
             out_of_range = int(((y < 0) | (y > 1)).sum())
             _class_stats(ctx, y.clamp(0, 1).round().long(), 2)
             ctx.metrics.scalars["data.labels_out_of_range"] = out_of_range
+
+
+def _weights_classes(w: Any, attr: str) -> bool:
+    """Does this loss weight change the balance between classes? A class `weight` does when its entries
+    differ (equal ones only rescale the loss); a `pos_weight` does when any entry is not 1."""
+    if not isinstance(w, torch.Tensor) or w.numel() == 0:
+        return False
+    flat = w.detach().reshape(-1).float()
+    return bool((flat != 1).any()) if attr == "pos_weight" else bool((flat != flat[0]).any())
+
+
+def resampled(loader: Any) -> bool:
+    """The loader draws with a WeightedRandomSampler: its batches have the class mix it was given, not the data's."""
+    samplers = (getattr(loader, "sampler", None), getattr(getattr(loader, "batch_sampler", None), "sampler", None))
+    return any(isinstance(s, WeightedRandomSampler) for s in samplers)
+
+
+def _compensation(loss_fn: Any, loader: Any) -> str:
+    """How training already evens out unequal classes ('' when it does not)."""
+    for attr in ("weight", "pos_weight"):
+        if _weights_classes(getattr(loss_fn, attr, None), attr):
+            return f"the loss weights the classes ({type(loss_fn).__name__}({attr}=...))"
+    if resampled(loader):
+        return "the loader draws samples with a WeightedRandomSampler"
+    return ""
 
 
 def _class_stats(ctx, y: torch.Tensor, upper: int) -> None:
