@@ -2,13 +2,12 @@
 
 from __future__ import annotations
 
-import itertools
 from typing import Any, Optional
 
 import torch
 from torch.utils.data import TensorDataset, WeightedRandomSampler
 
-from doctor.collect.data import as_batch
+from doctor.collect.data import read_batches
 from doctor.collect.probes import Probe, SkipProbe
 from doctor.collect.scan import NO_TRAIN
 from doctor.metrics import Series
@@ -103,8 +102,8 @@ def run(ctx) -> None:
     labels: list[torch.Tensor] = []
     seen = 0
     sc_ndim = 0
-    for raw in itertools.islice(iter(ctx.train_loader), 1_000_000):
-        x, y = as_batch(raw, name=ctx.setup.names["train_data"])
+    batches = read_batches(ctx.train_loader, name=ctx.setup.names["train_data"])
+    for _raw, x, y in batches:
         if x.is_floating_point():
             xs.add(x)
             sc_ndim = x.dim()
@@ -115,6 +114,7 @@ def run(ctx) -> None:
         seen += x.shape[0]
         if seen >= limit:
             break
+    batches.close()  # drops the loader's iterator, and with it its worker processes
     sc = ctx.metrics.scalars
     sc["data.samples"] = seen
     xr = xs.result()
