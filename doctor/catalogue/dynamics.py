@@ -25,6 +25,8 @@ METRICS: list[MetricDef] = [
     # overfit one batch
     metric("ovf.steps", "overfit_batch", "Steps spent on the one batch.", unit="steps"),
     metric("ovf.samples", "overfit_batch", "Samples in the batch to memorise.", unit="samples"),
+    metric("ovf.lr_raised", "overfit_batch", "The optimizer's scheduler starts below its peak rate (a warm-up): the "
+           "batch was trained at the peak, this many times the step-0 rate.", unit="x"),
     metric("ovf.nonfinite", "overfit_batch", "The loss on the one batch became NaN or infinite.", kind="bool"),
     metric("ovf.loss_start", "overfit_batch", "Loss on the batch at the first step."),
     metric("ovf.loss_end", "overfit_batch", "Mean loss on the batch over the last steps."),
@@ -68,6 +70,8 @@ METRICS: list[MetricDef] = [
     metric("curve.best_at", "curve_tests", "Where the smoothed training loss was lowest, as a fraction of the burst.", unit="fraction"),
     metric("curve.plateau_from", "curve_tests", "First step (on a grid of 5) from which the rest of the training loss shows no downward trend (Mann-Kendall p > 0.1) or its head and tail differ by less than 10% of its level.", unit="step"),
     metric("curve.spikes", "curve_tests", "Jumps above twice the median of the 5 steps before that also undo a quarter of the fall so far.", unit="spikes"),
+    metric("curve.late_spikes", "curve_tests", "Spikes (as in curve.spikes) in the second half of the burst: an "
+           "instability that has not died out.", unit="spikes"),
     metric("curve.spike_max", "curve_tests", "Largest training loss over the median of the 5 steps before it.", unit="x"),
     metric("curve.gap_up_p", "curve_tests", "One-sided Mann-Kendall p-value of no upward trend of validation minus training-set loss.", unit="p"),
     metric("curve.val_up_p", "curve_tests", "One-sided Mann-Kendall p-value of no upward trend of the validation loss over its later evaluations.", unit="p"),

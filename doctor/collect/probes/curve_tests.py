@@ -72,7 +72,7 @@ def train_curve_tests(losses: Sequence[float]) -> dict[str, float]:
     out["curve.best_at"] = best / (n - 1)
     drop = max(start - lowest, 0.0)
     out["curve.plateau_from"] = plateau_start(losses)
-    spikes, worst, inside = 0, 1.0, False
+    spikes, late_spikes, worst, inside = 0, 0, 1.0, False
     for i in range(max(w, k), n):
         ref = statistics.median(losses[i - w: i])
         if ref <= 0:
@@ -82,8 +82,10 @@ def train_curve_tests(losses: Sequence[float]) -> dict[str, float]:
         worst = max(worst, r)
         spiking = r > SPIKE_RATIO and losses[i] - ref > SPIKE_SHARE * max(drop, 0.05 * abs(start))
         spikes += spiking and not inside  # a spike lasting several steps counts once
+        late_spikes += spiking and not inside and i >= half
         inside = spiking
     out["curve.spikes"] = spikes
+    out["curve.late_spikes"] = late_spikes
     out["curve.spike_max"] = worst
     return out
 
