@@ -374,3 +374,21 @@ def test_no_train_step_is_recorded_and_skipped(tmp_path: Path) -> None:
     with pytest.raises(SkipProbe):
         custom_step.run(ctx)
     assert ctx.metrics.scalars["step.defined"] is False
+
+
+def test_probes_train_at_a_warm_up_schedulers_peak_rate():
+    from doctor.collect.context import at_scheduled_peak
+
+    def opt(lr=1e-2):
+        return torch.optim.SGD(torch.nn.Linear(2, 2).parameters(), lr=lr)
+
+    o = opt()
+    torch.optim.lr_scheduler.OneCycleLR(o, max_lr=1e-2, total_steps=100)  # starts at max_lr / 25
+    assert at_scheduled_peak(o) == pytest.approx(25) and o.param_groups[0]["lr"] == pytest.approx(1e-2)
+    o = opt()
+    torch.optim.lr_scheduler.LinearLR(o, start_factor=0.1, total_iters=10)  # a linear warm-up from 1e-3
+    assert at_scheduled_peak(o) == pytest.approx(10) and o.param_groups[0]["lr"] == pytest.approx(1e-2)
+    for make in (lambda o: torch.optim.lr_scheduler.StepLR(o, step_size=5), lambda o: None):  # decay, or none
+        o = opt()
+        make(o)
+        assert at_scheduled_peak(o) == 1.0 and o.param_groups[0]["lr"] == pytest.approx(1e-2)

@@ -13,7 +13,10 @@ METRICS: list[MetricDef] = [
     metric("setup.is_classification", "setup", "The task is single-label classification.", kind="bool"),
     metric("setup.num_outputs", "setup", "Size of the model's output's last dimension.", unit="units"),
     metric("setup.num_params", "setup", "Trainable parameters in the model.", unit="params"),
-    metric("setup.lr", "setup", "Learning rate of the optimizer's first parameter group."),
+    metric("setup.lr", "setup", "Learning rate of the optimizer's first parameter group (at its scheduler's peak when "
+           "that starts with a warm-up)."),
+    metric("setup.lr_raised", "setup", "The optimizer's scheduler starts below its peak rate (a warm-up); doctor's "
+           "probes train at the peak, this many times the step-0 rate.", unit="x"),
     metric("setup.task", "setup", "The task: classification, binary, multilabel or regression.", kind="text"),
     # data statistics
     metric("data.samples", "data_stats", "Training samples examined.", unit="samples"),

@@ -25,8 +25,6 @@ METRICS: list[MetricDef] = [
     # overfit one batch
     metric("ovf.steps", "overfit_batch", "Steps spent on the one batch.", unit="steps"),
     metric("ovf.samples", "overfit_batch", "Samples in the batch to memorise.", unit="samples"),
-    metric("ovf.lr_raised", "overfit_batch", "The optimizer's scheduler starts below its peak rate (a warm-up): the "
-           "batch was trained at the peak, this many times the step-0 rate.", unit="x"),
     metric("ovf.nonfinite", "overfit_batch", "The loss on the one batch became NaN or infinite.", kind="bool"),
     metric("ovf.loss_start", "overfit_batch", "Loss on the batch at the first step."),
     metric("ovf.loss_end", "overfit_batch", "Mean loss on the batch over the last steps."),

@@ -116,6 +116,7 @@ class Context:
     init_state: dict[str, torch.Tensor] = field(default_factory=dict)
     checkpoint: Callable[[], None] = lambda: None
     cache: dict[str, Any] = field(default_factory=dict)  # shared between probes (e.g. one pass over the data)
+    lr_raised: float = 1.0  # the optimizer's rates were raised this many times, to its scheduler's peak
 
     def fresh_model(self) -> nn.Module:
         """The model at its initial weights, in train mode, with the probe's RNG seeded."""
@@ -145,6 +146,7 @@ class Context:
         if not isinstance(opt, torch.optim.Optimizer):
             raise TargetError(f"the optimizer factory returned a {type(opt).__name__}, not a torch.optim.Optimizer",
                               kind="load")
+        self.lr_raised = at_scheduled_peak(opt)
         return opt
 
     def compute_loss(self, out: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
@@ -164,6 +166,24 @@ class Context:
     def step_fn(self, after_backward: Optional[Callable[[], None]] = None) -> StepFn:
         """doctor's own training step on this target's loss: what every probe that trains runs."""
         return builtin_step(self.batch_loss, after_backward)
+
+
+def at_scheduled_peak(opt: torch.optim.Optimizer) -> float:
+    """Set each group's rate to the peak its scheduler will reach, and return how many times higher that is.
+
+    A warm-up scheduler (OneCycleLR, LinearLR from a low start factor) leaves the rate at step 0 far below
+    the one training mostly runs at, and doctor's step does not step the user's scheduler: a burst or a
+    batch memorised at the step-0 rate would test the warm-up, not the model. A scheduler records its base rate as
+    `initial_lr` in each group (OneCycleLR also its `max_lr`); decaying ones start at it, so nothing changes.
+    """
+    raised = 1.0
+    for g in opt.param_groups:
+        lr = g.get("lr")
+        peak = max((v for v in (g.get("initial_lr"), g.get("max_lr")) if isinstance(v, (int, float))), default=None)
+        if isinstance(lr, (int, float)) and not isinstance(lr, bool) and lr > 0 and peak is not None and peak > lr:
+            raised = max(raised, peak / lr)
+            g["lr"] = peak
+    return raised
 
 
 def _loss_name(fn: Any) -> str:
@@ -307,6 +327,9 @@ def prepare(setup: TrainingSetup, metrics: Metrics, budget: Budget, device: torc
     if val_held_out:
         s.notes.append(f"No validation data in the target: {len(val_batches)} training batches were held out "
                        "for validation.")
+    if ctx.lr_raised > 1:
+        s.notes.append(f"The optimizer's scheduler starts at 1/{ctx.lr_raised:.3g} of its peak rate (a warm-up), and "
+                       f"doctor's own steps do not step your scheduler: the probes train at the peak, {lr:.3g}.")
     metrics.layer_types = {name: type(mod).__name__ for name, mod in model.named_modules() if name}
     metrics.scalars.update({
         "setup.has_train_data": not synthetic,
@@ -315,6 +338,7 @@ def prepare(setup: TrainingSetup, metrics: Metrics, budget: Budget, device: torc
         "setup.num_outputs": num_outputs if out is not None else None,  # unknown when the forward raised
         "setup.num_params": sum(p.numel() for p in model.parameters() if p.requires_grad),
         "setup.lr": float(lr) if isinstance(lr, (int, float)) else None,
+        "setup.lr_raised": round(ctx.lr_raised, 6) if ctx.lr_raised > 1 else None,
         "setup.task": task,
     })
     return ctx

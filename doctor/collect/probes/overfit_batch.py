@@ -32,24 +32,6 @@ STOCHASTIC = (nn.Dropout, nn.Dropout1d, nn.Dropout2d, nn.Dropout3d, nn.AlphaDrop
 STOCHASTIC_NAMES = ("Dropout", "DropPath", "DropBlock", "StochasticDepth")
 
 
-def _at_scheduled_peak(opt: torch.optim.Optimizer) -> float:
-    """Set each group's rate to the peak its scheduler will reach, and return how many times higher that is.
-
-    A warm-up scheduler (OneCycleLR, LinearLR from a low start factor) leaves the rate at step 0 far below
-    the one training mostly runs at, and doctor's step does not step the user's scheduler: memorising a
-    batch at the step-0 rate would test the warm-up, not the model. A scheduler records its base rate as
-    `initial_lr` in each group (OneCycleLR also its `max_lr`); decaying ones start at it, so nothing changes.
-    """
-    raised = 1.0
-    for g in opt.param_groups:
-        lr = g.get("lr")
-        peak = max((v for v in (g.get("initial_lr"), g.get("max_lr")) if isinstance(v, (int, float))), default=None)
-        if isinstance(lr, (int, float)) and not isinstance(lr, bool) and lr > 0 and peak is not None and peak > lr:
-            raised = max(raised, peak / lr)
-            g["lr"] = peak
-    return raised
-
-
 def _batch(ctx) -> tuple[torch.Tensor, torch.Tensor]:
     x, y = ctx.train_batches[0]
     n = min(SAMPLES, x.shape[0])
@@ -81,9 +63,6 @@ def run(ctx) -> Optional[dict[str, str]]:
     model = ctx.fresh_model()
     model.zero_grad(set_to_none=True)
     opt = ctx.make_optimizer(model)
-    warmup = _at_scheduled_peak(opt)
-    if warmup > 1:
-        ctx.metrics.scalars["ovf.lr_raised"] = warmup
     x, y = _batch(ctx)
     steps = ctx.budget.overfit_steps
     dev = ctx.device
