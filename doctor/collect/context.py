@@ -80,6 +80,16 @@ def release_memory() -> None:
         torch.cuda.empty_cache()
 
 
+def after_oom(train: list[datamod.Batch], val: list[datamod.Batch]
+              ) -> Optional[tuple[list[datamod.Batch], list[datamod.Batch]]]:
+    """After an out-of-memory error: every batch halved and cached memory given back; None at one sample already."""
+    if int(train[0][0].shape[0]) <= 1:
+        return None
+    halved = halve_batches(train), halve_batches(val)
+    release_memory()
+    return halved
+
+
 class _BinaryTargetAdapter(nn.Module):
     """The default BCE loss for binary tasks, tolerant of (N, 1) outputs against (N,) integer targets."""
 
@@ -128,11 +138,10 @@ class Context:
     def halve_batch_size(self, where: str) -> bool:
         """After an out-of-memory error: halve every cached batch and say so; False at one sample already."""
         rows = int(self.train_batches[0][0].shape[0])
-        if rows <= 1:
+        halved = after_oom(self.train_batches, self.val_batches)
+        if halved is None:
             return False
-        self.train_batches = halve_batches(self.train_batches)
-        self.val_batches = halve_batches(self.val_batches)
-        release_memory()
+        self.train_batches, self.val_batches = halved
         new = int(self.train_batches[0][0].shape[0])
         self.metrics.setup.notes.append(
             f"Out of device memory in {where} at batch size {rows}: it and every later probe ran at batch size "
@@ -249,11 +258,10 @@ def prepare(setup: TrainingSetup, metrics: Metrics, budget: Budget, device: torc
         except TargetError:
             raise
         except Exception as exc:  # noqa: BLE001 - the user's forward may raise anything
-            if is_oom(exc) and x0.shape[0] > 1:
-                # Out of device memory: retry at half the batch size, and say so in the report.
-                holder.pop("raw", None)
-                train_batches, val_batches = halve_batches(train_batches), halve_batches(val_batches)
-                release_memory()
+            holder.pop("raw", None)  # before halving, so its memory can be given back
+            halved = after_oom(train_batches, val_batches) if is_oom(exc) else None
+            if halved is not None:  # out of device memory: retry at half the batch size (the report says so)
+                train_batches, val_batches = halved
                 continue
             if synthetic:
                 origin = "example_input" if setup.example_input is not None else \
