@@ -18,6 +18,7 @@ METRICS: list[MetricDef] = [
     metric("setup.lr_raised", "setup", "The optimizer's scheduler starts below its peak rate (a warm-up); doctor's "
            "probes train at the peak, this many times the step-0 rate.", unit="x"),
     metric("setup.task", "setup", "The task: classification, binary, multilabel or regression.", kind="text"),
+    metric("setup.count_loss", "setup", "The loss models counts on their own scale (PoissonNLLLoss).", kind="bool"),
     # data statistics
     metric("data.samples", "data_stats", "Training samples examined.", unit="samples"),
     metric("data.input_ndim", "data_stats", "Dimensions of an input batch (4 for images: N, C, H, W).", unit="dims"),

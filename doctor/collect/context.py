@@ -348,6 +348,7 @@ def prepare(setup: TrainingSetup, metrics: Metrics, budget: Budget, device: torc
         "setup.lr": float(lr) if isinstance(lr, (int, float)) else None,
         "setup.lr_raised": round(ctx.lr_raised, 6) if ctx.lr_raised > 1 else None,
         "setup.task": task,
+        "setup.count_loss": isinstance(loss_fn, nn.PoissonNLLLoss),
     })
     return ctx
 

@@ -12,6 +12,7 @@ from __future__ import annotations
 import math
 
 import torch
+from torch import nn
 
 from doctor.collect.context import model_output
 from doctor.collect.instrument import recalibrate_batchnorm
@@ -34,6 +35,13 @@ def _untrained_reason(ctx) -> str:
     if not changed or not bool(torch.stack(changed).any()):  # one read for the whole model
         return "the weights did not change during the training burst"
     return ""
+
+
+def to_target_scale(loss_fn, pred: torch.Tensor) -> torch.Tensor:
+    """The model's output on the targets' scale: a Poisson loss on log-rates compares exp(output) with the counts."""
+    if isinstance(loss_fn, nn.PoissonNLLLoss) and loss_fn.log_input:
+        return pred.exp()
+    return pred
 
 
 def run(ctx) -> None:
@@ -86,7 +94,7 @@ def run(ctx) -> None:
         sc["pred.top_frac"] = top[worst]
         sc["pred.label_top_frac"] = max(lab[worst], 1 - lab[worst])
     else:
-        pred = torch.cat([o.reshape(o.shape[0], -1) for o in outs])
+        pred = to_target_scale(ctx.loss_fn, torch.cat([o.reshape(o.shape[0], -1) for o in outs]))
         tgt = torch.cat([y.reshape(y.shape[0], -1).to(pred.dtype) for y in ys])
         if pred.shape != tgt.shape or pred.shape[0] < 2:
             raise SkipProbe("the outputs and targets do not line up value by value")
