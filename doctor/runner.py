@@ -77,15 +77,17 @@ class Collector:
         self._tmp = tempfile.TemporaryDirectory(prefix="doctor-")
         self.work = Path(self._tmp.name)
         env = dict(os.environ, PYTHONUNBUFFERED="1", PYTHONFAULTHANDLER="1")
-        self._log = open(self.work / LOG_FILE, "wb")  # noqa: SIM115 - closed in close()
+        self._log = None
         try:
+            self._log = open(self.work / LOG_FILE, "wb")  # noqa: SIM115 - closed in close()
             self.child = subprocess.Popen(
                 [sys.executable, "-m", "doctor.collect.worker", str(self.work)],
                 stdin=subprocess.PIPE, stdout=self._log, stderr=self._log, env=env,
                 start_new_session=True,  # its own process group, so a kill takes its workers too
             )
         except BaseException:
-            self._log.close()
+            if self._log is not None:
+                self._log.close()
             self._tmp.cleanup()
             self._restore()
             raise
@@ -142,21 +144,17 @@ def _wait(collector: Collector, spec: CollectSpec, timeout_s: float, progress: C
             progress(stage)
         shown = max(shown, len(history))
 
-    try:
-        meanwhile()
-        while child.poll() is None:
-            show_new()
-            if time.monotonic() > deadline:
-                timed_out = True
-                _kill(child)
-                break
-            time.sleep(0.05)
-        show_new()  # the stages the child got through after the last poll
-    except BaseException:
-        # Ctrl-C or SIGTERM (a cancelled CI job) in the parent: the child has its own session,
-        # so it would outlive us.
-        _kill(child)
-        raise
+    # Ctrl-C or SIGTERM (a cancelled CI job) raise out of here; collect() then closes the collector,
+    # which kills the child (it has its own session, so it would outlive us).
+    meanwhile()
+    while child.poll() is None:
+        show_new()
+        if time.monotonic() > deadline:
+            timed_out = True
+            _kill(child)
+            break
+        time.sleep(0.05)
+    show_new()  # the stages the child got through after the last poll
     rc = child.returncode
     raw = _read_json(work / METRICS_FILE)
     unreadable = ""

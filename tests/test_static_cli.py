@@ -198,22 +198,28 @@ def test_torchvision_does_not_pull_in_dynamo_and_roi_align_still_works(tmp_path:
     assert got["stand_in"] == "doctor.collect.static.light" and got["same_answer"] is True and got["real"] is True
 
 
+TINY_MODEL = """
+def build_model():
+    return nn.Sequential(nn.Linear(4, 8), nn.ReLU(), nn.Linear(8, 2))
+
+example_input = torch.randn(4, 4)
+"""
+
+
+def tiny_target(tmp_path: Path, prelude: str) -> Path:
+    """A target file: `prelude` (its imports and whatever the test is about), then a tiny MLP and its example input."""
+    target = tmp_path / "model.py"
+    target.write_text("import torch\nfrom torch import nn\n" + textwrap.dedent(prelude) + TINY_MODEL)
+    return target
+
+
 def test_exit_handlers_of_the_target_still_run(tmp_path: Path) -> None:
     """The collector skips torch's slow module teardown at exit, but not the exit handlers (the user's among them)."""
     mark = tmp_path / "atexit.txt"
-    target = tmp_path / "model.py"
-    target.write_text(textwrap.dedent(f'''\
+    target = tiny_target(tmp_path, f'''
         import atexit, pathlib
-        import torch
-        from torch import nn
-
         atexit.register(pathlib.Path({str(mark)!r}).write_text, "ran")
-
-        def build_model():
-            return nn.Sequential(nn.Linear(4, 8), nn.ReLU(), nn.Linear(8, 2))
-
-        example_input = torch.randn(4, 4)
-    '''))
+    ''')
     rc, _ = check_static(target)
     assert rc == 0
     assert mark.read_text() == "ran"
@@ -222,22 +228,15 @@ def test_exit_handlers_of_the_target_still_run(tmp_path: Path) -> None:
 def test_threads_the_target_leaves_running_are_joined_before_exit(tmp_path: Path) -> None:
     """Skipping the module teardown must not kill a non-daemon thread mid-work (a normal exit joins it)."""
     mark = tmp_path / "thread.txt"
-    target = tmp_path / "model.py"
-    target.write_text(textwrap.dedent(f'''\
+    target = tiny_target(tmp_path, f'''
         import pathlib, threading, time
-        import torch
-        from torch import nn
 
         def slow_write():
             time.sleep(1.0)
             pathlib.Path({str(mark)!r}).write_text("done")
 
-        def build_model():
-            threading.Thread(target=slow_write).start()
-            return nn.Sequential(nn.Linear(4, 8), nn.ReLU(), nn.Linear(8, 2))
-
-        example_input = torch.randn(4, 4)
-    '''))
+        threading.Thread(target=slow_write).start()  # left running when the collector is done
+    ''')
     rc, _ = check_static(target)
     assert rc == 0
     assert mark.read_text() == "done"
@@ -245,21 +244,12 @@ def test_threads_the_target_leaves_running_are_joined_before_exit(tmp_path: Path
 
 def test_a_target_reading_stdin_gets_end_of_file_not_the_parents_pipe(tmp_path: Path) -> None:
     """The collector gets its go-ahead on stdin; the user's code reading stdin must get end-of-file, not wait."""
-    target = tmp_path / "model.py"
-    target.write_text(textwrap.dedent('''\
-        import torch
-        from torch import nn
-
+    target = tiny_target(tmp_path, '''
         try:
             ANSWER = input("continue? ")
         except EOFError:
             ANSWER = "eof"
         assert ANSWER == "eof", ANSWER
-
-        def build_model():
-            return nn.Sequential(nn.Linear(4, 8), nn.ReLU(), nn.Linear(8, 2))
-
-        example_input = torch.randn(4, 4)
-    '''))
+    ''')
     rc, report = check_static(target)
     assert rc == 0 and report["errors"] == [], report["errors"]

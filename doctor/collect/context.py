@@ -182,8 +182,9 @@ def at_scheduled_peak(opt: torch.optim.Optimizer) -> float:
 
     A warm-up scheduler (OneCycleLR, LinearLR from a low start factor) leaves the rate at step 0 far below
     the one training mostly runs at, and doctor's step does not step the user's scheduler: a burst or a
-    batch memorised at the step-0 rate would test the warm-up, not the model. A scheduler records its base rate as
-    `initial_lr` in each group (OneCycleLR also its `max_lr`); decaying ones start at it, so nothing changes.
+    batch memorised at the step-0 rate would test the warm-up, not the model. A scheduler records its
+    base rate as `initial_lr` in each group (OneCycleLR also its `max_lr`); decaying ones start at it,
+    so nothing changes.
     """
     raised = 1.0
     for g in opt.param_groups:

@@ -90,10 +90,8 @@ def _await_spec(workdir: Path) -> bool:
 
     sys.stdin.read()  # the parent closes our stdin when spec.json is written, or when it gives up
     # The user's code must not read the parent's pipe: stdin is /dev/null from here on.
-    null = os.open(os.devnull, os.O_RDONLY)
-    os.dup2(null, 0)
-    os.close(null)
-    sys.stdin = open(os.devnull)  # noqa: SIM115 - lives as long as the process
+    with open(os.devnull) as null:
+        os.dup2(null.fileno(), 0)  # sys.stdin reads fd 0, so it now gets end-of-file at once
     return (workdir / SPEC_FILE).exists()
 
 

@@ -168,10 +168,6 @@ def _truth(when: Expr, rule: Rule, subject: _Subject) -> Optional[bool]:
         return None
 
 
-def _holds(check: Check, rule: Rule, subject: _Subject) -> Optional[bool]:
-    return _truth(check.when, rule, subject)
-
-
 def _shown(subject: _Subject, when: Expr) -> str:
     """The measured values an expression read, as `name = value, ...`."""
     return ", ".join(f"{e.name} = {compact(e.value)}" for e in subject.evidence(when, with_missing=False))
@@ -195,7 +191,7 @@ def _weigh(finding: Finding, rule: Rule, subject: _Subject, metrics: Metrics) ->
                 finding.evidence.append(e)
 
     against = rule.contradicted_by
-    if against is not None and _holds(against, rule, subject):
+    if against is not None and _truth(against.when, rule, subject):
         was = finding.severity.value
         finding.confidence = "low"
         finding.severity = Severity.info
@@ -206,7 +202,7 @@ def _weigh(finding: Finding, rule: Rule, subject: _Subject, metrics: Metrics) ->
     confirm = rule.confirmed_by
     if confirm is None:
         return
-    held = _holds(confirm, rule, subject)
+    held = _truth(confirm.when, rule, subject)
     if held:
         finding.confidence = "high"
         finding.notes.append(_note(confirm, subject, "Confirmed by measurement"))
