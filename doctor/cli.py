@@ -222,7 +222,7 @@ def _rule_info(rule: "Rule"):
           f"```python\n{d.example.rstrip()}\n```\n\n**Instead**\n\n```python\n{d.instead.rstrip()}\n```\n")
     return RuleInfo(id=rule.id, title=rule.title, symptom=rule.symptom, severity=rule.severity, scope=rule.scope,
                     family=rule.source.parent.name, what=d.what, why=d.why, help=explain(rule), help_markdown=md,
-                    params=dict(rule.params))
+                    params=dict(rule.params), explains=list(rule.spec.explains))
 
 
 # -- check --------------------------------------------------------------------------------------
@@ -370,7 +370,9 @@ def cmd_check(args: argparse.Namespace) -> int:
         suppressed=silenced.suppressed, unused_suppressions=silenced.notes, metrics=metrics,
         rules=[_rule_info(r) for r in rules],
     )
-    failed = bool(metrics.errors)
+    # A crash whose cause a finding names is that finding, not a failed run; any other failure fails it.
+    report.explain_errors()
+    failed = bool(report.unexplained_errors())
     if failed and args.write_baseline is not None:
         # A run that stopped early measured only part of the setup: recording it would hide the rest.
         console.error(f"doctor: not writing {args.write_baseline}: the check did not complete")

@@ -67,6 +67,11 @@ class ErrorRecord(BaseModel):
     line: Optional[int] = None
     probe: Optional[str] = None
     traceback: str = ""  # shown only with -v
+    # The rule whose finding would explain this failure (doctor/collect/crash.py), when its exception is a known one;
+    # the parent sets `explained_by` to the rule whose finding does, and such a run exits with findings, not failed.
+    crash: Optional[str] = None
+    explained_by: Optional[str] = None
+    duplicate: bool = False  # the same crash as an earlier error, met again in another probe
 
 
 class SetupInfo(BaseModel):

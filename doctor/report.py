@@ -65,6 +65,8 @@ class Finding(BaseModel):
     fingerprint: str = ""
     # With --baseline: "new" (gates) or "unchanged" (recorded in the baseline, does not gate).
     baseline: Optional[Literal["new", "unchanged"]] = None
+    # Shown under this rule's finding and not counted on its own: the rule's `explains` names this one.
+    consequence_of: Optional[str] = None
     # For a suppressed finding: the `# doctor: ignore[...]` comment that silenced it, as file:line.
     suppressed_by: Optional[str] = None
 
@@ -108,6 +110,7 @@ class RuleInfo(BaseModel):
     help: str = ""  # the plain-text `doctor explain RULE`
     help_markdown: str = ""
     params: dict[str, Value] = Field(default_factory=dict)
+    explains: list[str] = Field(default_factory=list)  # the rule's `explains`: findings it is the cause of
 
 
 class Status(str, Enum):
@@ -142,10 +145,37 @@ class Report(BaseModel):
         if self.fail_on == "never":
             return []
         rank = Severity(self.fail_on).rank
-        return [f for f in self.findings if f.severity.rank >= rank and f.baseline != "unchanged"]
+        return [f for f in self.headlines() if f.severity.rank >= rank and f.baseline != "unchanged"]
+
+    def headlines(self) -> list[Finding]:
+        """Findings that stand on their own: not a consequence of another finding in the report."""
+        shown = {f.rule for f in self.findings}
+        return [f for f in self.findings if f.consequence_of is None or f.consequence_of not in shown]
+
+    def consequences(self, rule: str) -> list[Finding]:
+        """The findings shown under `rule`'s finding as its consequences."""
+        return [f for f in self.findings if f.consequence_of == rule]
 
     def counts(self) -> dict[str, int]:
         out = {s.value: 0 for s in Severity}
-        for f in self.findings:
+        for f in self.headlines():
             out[f.severity.value] += 1
         return out
+
+    def unexplained_errors(self) -> list[ErrorRecord]:
+        """Failures no finding explains: these make a run failed (exit 3)."""
+        return [e for e in self.errors if not e.explained_by]
+
+    def explain_errors(self) -> None:
+        """Set each error's `explained_by`: the finding whose rule is its crash's, or explains that rule."""
+        fired = {f.rule: f for f in self.findings}
+        for e in self.errors:
+            if e.crash is None:
+                continue
+            f = fired.get(e.crash)
+            if f is not None:
+                e.explained_by = f.consequence_of if f.consequence_of in fired else f.rule
+                continue
+            rules = {r.id: r for r in self.rules}
+            e.explained_by = next((rid for rid in fired if e.crash in rules.get(rid, RuleInfo(id=rid)).explains),
+                                  None)

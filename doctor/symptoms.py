@@ -18,5 +18,9 @@ DYNAMICS = (
     "prediction_collapse", "unchanged_weights", "update_ratio", "batch_dependence",
     "train_eval_discrepancy", "gradient_accumulation", "init_loss",
 )
+# A crash in the user's code whose cause is known (rules/crash/): the exception becomes the finding.
+CRASH = (
+    "dtype_mismatch", "no_gradient", "inplace_modification", "graph_reuse", "device_mismatch",
+)
 
-SYMPTOMS: frozenset[str] = frozenset(STRUCTURE + DATA + DYNAMICS)
+SYMPTOMS: frozenset[str] = frozenset(STRUCTURE + DATA + DYNAMICS + CRASH)

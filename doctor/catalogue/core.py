@@ -18,6 +18,14 @@ METRICS: list[MetricDef] = [
     metric("setup.lr_raised", "setup", "The optimizer's scheduler starts below its peak rate (a warm-up); doctor's "
            "probes train at the peak, this many times the step-0 rate.", unit="x"),
     metric("setup.task", "setup", "The task: classification, binary, multilabel or regression.", kind="text"),
+    metric("setup.last_batch_rows", "setup", "Samples in the last batch of each epoch of the training loader (its "
+                                              "dataset size modulo the batch size, unless drop_last).", unit="samples"),
+    metric("setup.train_samples", "setup", "Samples the training loader draws per epoch.", unit="samples"),
+    metric("setup.loader_batch_size", "setup", "The training loader's batch size.", unit="samples"),
+    metric("setup.bn_one_value_layers", "setup", "BatchNorm layers that see one value per channel per sample (after "
+                                                 "global pooling, or on (N, C) features): a batch of one sample "
+                                                 "makes them raise in train mode.", unit="layers"),
+    metric("setup.bn_one_value_at", "setup", "The first such BatchNorm layer.", kind="text"),
     metric("setup.count_loss", "setup", "The loss models counts on their own scale (PoissonNLLLoss).", kind="bool"),
     # data statistics
     metric("data.samples", "data_stats", "Training samples examined.", unit="samples"),

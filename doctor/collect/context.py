@@ -15,18 +15,20 @@ from torch import nn
 from doctor.collect import data as datamod
 from doctor.collect.budget import Budget
 from doctor.collect.burst import StepFn, builtin_step
+from doctor.collect.crash import Call, forward_site
 from doctor.collect.instrument import forward_order
 from doctor.collect.target import TargetError, TrainingSetup
 from doctor.metrics import Metrics
 
 
 class ForwardError(Exception):
-    """The user's forward pass or loss raised; carries what was being done."""
+    """The user's forward pass, loss or backward raised; carries what was being done, and with what."""
 
-    def __init__(self, what: str, cause: BaseException):
+    def __init__(self, what: str, cause: BaseException, call: Optional[Call] = None):
         super().__init__(what)
         self.what = what
         self.cause = cause
+        self.call = call
 
 
 OUTPUT_KEYS = ("logits", "out", "output")  # the dict entries read as the model's output, in this order
@@ -172,6 +174,12 @@ class Context:
         """The loss of `model` on one (inputs, targets) batch, its output picked as everywhere else."""
         return self.compute_loss(model_output(model, batch[0]), batch[1])
 
+    def call(self, where: str) -> Call:
+        """What a probe was running, for the crash facts if the user's code raises in it."""
+        x, y = self.train_batches[0]
+        return Call(stage="train_step" if self.setup.train_step is not None else "", where=where, inputs=x,
+                    targets=y, loss_name=_loss_name(self.loss_fn), model=self.setup.model)
+
     def step_fn(self, after_backward: Optional[Callable[[], None]] = None) -> StepFn:
         """doctor's own training step on this target's loss: what every probe that trains runs."""
         return builtin_step(self.batch_loss, after_backward)
@@ -241,8 +249,11 @@ def prepare(setup: TrainingSetup, metrics: Metrics, budget: Budget, device: torc
     model.train()
     holder: dict[str, Any] = {}
 
+    bn_one_value: list[str] = []  # BatchNorm layers that see one value per channel per sample in this forward
+
     def run_forward() -> None:
-        holder["raw"] = model(holder["x"])
+        with _watch_batchnorm(model, bn_one_value):
+            holder["raw"] = model(holder["x"])
 
     broken: Optional[ForwardError] = None
     out: Optional[torch.Tensor] = None
@@ -271,7 +282,8 @@ def prepare(setup: TrainingSetup, metrics: Metrics, budget: Budget, device: torc
                         "raised")
             else:
                 what = f"the model's forward pass on a batch of shape {tuple(x0.shape)} raised"
-            broken = ForwardError(what, exc)
+            broken = ForwardError(what, exc, Call(stage="forward", where="the first forward pass", inputs=x0,
+                                                  targets=train_batches[0][1], model=model))
             break
     holder.clear()
     if x0.shape[0] < first_rows:
@@ -285,7 +297,8 @@ def prepare(setup: TrainingSetup, metrics: Metrics, budget: Budget, device: torc
                      "the loader yields.")
     if out is not None and out.dim() == 0:
         raise TargetError("the model returned a scalar; doctor needs one output row per sample", kind="forward")
-    num_outputs = (int(out.shape[-1]) if out.dim() > 1 else 1) if out is not None else 0
+    shaped = out if out is not None or broken is None else _eval_mode_output(model, x0)
+    num_outputs = (int(shaped.shape[-1]) if shaped.dim() > 1 else 1) if shaped is not None else 0
 
     if synthetic:
         if out is None:
@@ -310,17 +323,24 @@ def prepare(setup: TrainingSetup, metrics: Metrics, budget: Budget, device: torc
                   num_outputs=num_outputs, train_batches=train_batches, val_batches=val_batches, synthetic=synthetic,
                   val_held_out=val_held_out, layer_order=order, train_loader=train_loader, val_loader=val_loader)
     if out is not None:
+        y0 = train_batches[0][1]
+        call = Call(stage="loss", where="the loss on the first batch", inputs=x0, targets=y0, output=out,
+                    loss_name=_loss_name(loss_fn), model=model)
+        loss = None
         try:
-            ctx.compute_loss(out, train_batches[0][1])
+            loss = ctx.compute_loss(out, y0)
         except TargetError as exc:  # a non-scalar loss: as broken as a raising one, the data probes still run
             broken = ForwardError(str(exc), exc)
         except Exception as exc:  # noqa: BLE001
             broken = ForwardError(
                 f"the loss ({_loss_name(loss_fn)}) on the model's output of shape {tuple(out.shape)} "
-                f"and targets of shape {tuple(train_batches[0][1].shape)} raised", exc)
+                f"and targets of shape {tuple(y0.shape)} raised", exc, call)
+        del loss
     # Probes that run the model are skipped when it cannot run; the data probes still explain why.
-    ctx.broken = broken
     ctx.init_state = copy.deepcopy(model.state_dict())
+    if broken is None and out is not None and setup.train_step is None:
+        broken = _backward_check(ctx, model, call)
+    ctx.broken = broken
 
     opt = ctx.make_optimizer(model)
     lr = opt.param_groups[0].get("lr") if opt.param_groups else None
@@ -339,19 +359,113 @@ def prepare(setup: TrainingSetup, metrics: Metrics, budget: Budget, device: torc
     if ctx.lr_raised > 1:
         s.notes.append(f"The optimizer's scheduler starts at 1/{ctx.lr_raised:.3g} of its peak rate (a warm-up), and "
                        f"doctor's own steps do not step your scheduler: the probes train at the peak, {lr:.3g}.")
+    last_rows = last_batch_rows(train_loader) if train_loader is not None else None
+    if bn_one_value and not synthetic:
+        # A one-sample batch would make those BatchNorm layers raise in every probe that trains; the rule
+        # batchnorm-last-batch-of-one reports it, and the probes train on the batches that work.
+        kept = [b for b in ctx.train_batches if int(b[0].shape[0]) > 1]
+        if kept and len(kept) < len(ctx.train_batches):
+            s.notes.append(f"{len(ctx.train_batches) - len(kept)} training batch(es) of one sample left out of the "
+                           "probes: the model's BatchNorm layers cannot train on them.")
+            ctx.train_batches = kept
     metrics.layer_types = {name: type(mod).__name__ for name, mod in model.named_modules() if name}
     metrics.scalars.update({
         "setup.has_train_data": not synthetic,
         "setup.has_val_data": setup.val_data is not None,
         "setup.is_classification": task == "classification",
-        "setup.num_outputs": num_outputs if out is not None else None,  # unknown when the forward raised
+        "setup.num_outputs": num_outputs if shaped is not None else None,  # unknown when the forward raised
         "setup.num_params": sum(p.numel() for p in model.parameters() if p.requires_grad),
         "setup.lr": float(lr) if isinstance(lr, (int, float)) else None,
         "setup.lr_raised": round(ctx.lr_raised, 6) if ctx.lr_raised > 1 else None,
         "setup.task": task,
         "setup.count_loss": isinstance(loss_fn, nn.PoissonNLLLoss),
+        "setup.last_batch_rows": last_rows[0] if last_rows else None,
+        "setup.train_samples": last_rows[1] if last_rows else None,
+        "setup.loader_batch_size": last_rows[2] if last_rows else None,
+        "setup.bn_one_value_layers": len(dict.fromkeys(bn_one_value)) if out is not None else None,
+        "setup.bn_one_value_at": bn_one_value[0] if bn_one_value else None,
     })
     return ctx
+
+
+def _backward_check(ctx: Context, model: nn.Module, call: Call) -> Optional[ForwardError]:
+    """One forward and backward pass with gradients on, the model put back as it was after.
+
+    A graph that cannot be differentiated (everything detached, a tensor it needs overwritten in place, a target
+    dtype the loss's gradient rejects) is found here, once, instead of failing every probe that trains. A custom
+    train_step is left to the probes that call it.
+    """
+    torch.manual_seed(ctx.seed)
+    try:
+        ctx.batch_loss(model, ctx.train_batches[0]).backward()
+        return None
+    except Exception as exc:  # noqa: BLE001 - the user's backward may raise anything
+        if is_oom(exc):
+            return None  # the probes halve their batches on their own
+        call.stage, call.where = "backward", "the backward pass of the first batch"
+        model.load_state_dict(ctx.init_state)
+        call.site = forward_site(lambda: ctx.batch_loss(model, ctx.train_batches[0]).backward(), ctx.setup.path)
+        return ForwardError(f"loss.backward() on the first batch ({_loss_name(ctx.loss_fn)}) raised", exc, call)
+    finally:
+        for p in model.parameters():
+            p.grad = None
+        model.load_state_dict(ctx.init_state)  # BatchNorm statistics as the first pass left them
+
+
+def _eval_mode_output(model: nn.Module, x: torch.Tensor) -> Optional[torch.Tensor]:
+    """The output of a forward pass that raised in train mode, run again in eval mode, or None.
+
+    Only its shape is used (the number of outputs, and so the task): a BatchNorm that raised on a batch of one
+    sample runs in eval mode, and knowing the output size keeps the data probes from judging labels blind.
+    """
+    try:
+        model.eval()
+        with torch.no_grad():
+            out = pick_output(model(x))[0]
+        return out if out.dim() else None
+    except Exception:  # noqa: BLE001 - it raised in train mode already; that error is the one reported
+        return None
+    finally:
+        model.train()
+
+
+def last_batch_rows(loader: Any) -> Optional[tuple[int, int, int]]:
+    """(rows in the last batch of an epoch, samples per epoch, batch size) of a DataLoader that batches by size.
+
+    None when that is not known ahead: a custom batch sampler, an iterable dataset, or no DataLoader at all.
+    """
+    if not isinstance(loader, torch.utils.data.DataLoader) or not loader.batch_size:
+        return None
+    try:
+        n = len(loader.sampler)  # what one epoch draws: the dataset, or a sampler's num_samples
+    except TypeError:
+        return None
+    bs = int(loader.batch_size)
+    if n <= 0:
+        return None
+    rest = n % bs
+    return (bs if rest == 0 or loader.drop_last else rest), n, bs
+
+
+class _watch_batchnorm:
+    """Record the BatchNorm layers whose input has one value per channel per sample: a batch of one breaks them."""
+
+    def __init__(self, model: nn.Module, found: list[str]) -> None:
+        self.model, self.found, self.handles = model, found, []
+
+    def __enter__(self) -> None:
+        for name, mod in self.model.named_modules():
+            if isinstance(mod, nn.modules.batchnorm._BatchNorm):
+                def pre(_m: nn.Module, inp: Any, _name: str = name) -> None:
+                    x = inp[0] if inp else None
+                    if isinstance(x, torch.Tensor) and x.dim() >= 2 and x.numel() == x.shape[0] * x.shape[1]:
+                        self.found.append(_name)
+                self.handles.append(mod.register_forward_pre_hook(pre))
+
+    def __exit__(self, *exc: Any) -> None:
+        for h in self.handles:
+            h.remove()
+        self.handles.clear()
 
 
 def _synthetic_targets(out: torch.Tensor, task: str, num_outputs: int, seed: int) -> torch.Tensor:

@@ -106,7 +106,9 @@ def main(workdir: Path) -> int:
 
     import torch  # noqa: PLC0415 - run as a process, the worker has it imported already
 
+    from doctor.collect import crash
     from doctor.collect.budget import BUDGETS
+    from doctor.collect.crash import Call
     from doctor.collect.context import ForwardError, prepare
     from doctor.collect.errors import error_record
     from doctor.collect.probes import SkipProbe, registry
@@ -121,8 +123,20 @@ def main(workdir: Path) -> int:
                           else "cpu")
     torch.manual_seed(spec.seed)
 
-    def fail(exc: BaseException, kind: str, what: str, hint: str = "", probe: str | None = None) -> None:
-        metrics.errors.append(error_record(exc, kind=kind, target_file=spec.target, what=what, hint=hint, probe=probe))
+    def fail(exc: BaseException, kind: str, what: str, hint: str = "", probe: str | None = None,
+             call: Call | None = None) -> None:
+        rec = error_record(exc, kind=kind, target_file=spec.target, what=what, hint=hint, probe=probe)
+        found = crash.classify(exc, call or Call(where=f"probe {probe}" if probe else what), spec.target)
+        if found is not None:
+            rec.crash = found.kind
+            crash.record(metrics, found)
+            same = next((e for e in metrics.errors if e.crash == found.kind and e.file == rec.file
+                         and e.line == rec.line), None)
+            if same is not None:  # the same crash again, in another probe: one error, the probe names it
+                rec = same.model_copy(update={"probe": probe, "message": f"probe {probe} failed: the same crash as "
+                                                                         f"{same.probe or 'before'} ({found.kind})",
+                                              "traceback": "", "duplicate": True})
+        metrics.errors.append(rec)
 
     budget = BUDGETS[spec.budget]
     light = contextlib.nullcontext()
@@ -151,10 +165,11 @@ def main(workdir: Path) -> int:
         else:
             metrics.errors.append(ErrorRecord(kind=exc.kind, message=str(exc), hint=exc.hint))  # type: ignore[arg-type]
     except ForwardError as exc:
-        fail(exc.cause, "forward", exc.what, _FORWARD_HINT)
+        fail(exc.cause, "forward", exc.what, _FORWARD_HINT, call=exc.call)
     except Exception as exc:  # noqa: BLE001 - anything else the user's code raises while we set up
         fail(exc, "load", "setting up the target failed")
     if metrics.errors:
+        crash.no_crash(metrics)
         if setup is not None:  # the target loaded: the static checks can still explain what is wrong
             from doctor.collect.static.analysis import PartialContext  # noqa: PLC0415
 
@@ -168,7 +183,7 @@ def main(workdir: Path) -> int:
         cause = ctx.broken.cause
         metrics.errors.append(ErrorRecord(kind="forward", message=str(cause), hint=cause.hint or _FORWARD_HINT))
     elif ctx.broken is not None:
-        fail(ctx.broken.cause, "forward", ctx.broken.what, _FORWARD_HINT)
+        fail(ctx.broken.cause, "forward", ctx.broken.what, _FORWARD_HINT, call=ctx.broken.call)
     for probe in registry(static_only=spec.static_only):
         if ctx.broken is not None and probe.needs_model:
             for name in probe.reported:
@@ -198,7 +213,7 @@ def main(workdir: Path) -> int:
             hint = ""
             if isinstance(exc, (MemoryError, torch.OutOfMemoryError)):
                 hint = "Out of memory: lower batch_size in the target, or use --device cpu."
-            fail(exc, "probe", f"probe {probe.name} failed", hint, probe=probe.name)
+            fail(exc, "probe", f"probe {probe.name} failed", hint, probe=probe.name, call=ctx.call(f"probe {probe.name}"))
             reason = metrics.errors[-1].message
         took = time.perf_counter() - start
         for name in probe.reported:
@@ -217,6 +232,7 @@ def main(workdir: Path) -> int:
             if name not in done and name != "setup":
                 metrics.probes.append(ProbeRecord(name=name, status=ProbeStatus.skipped, reason="--static"))
     # Probes skipped after the last one that ran (--static, a broken forward) were recorded but not yet saved.
+    crash.no_crash(metrics)
     metrics.duration_s = time.perf_counter() - t0
     out.save()
     out.running("")

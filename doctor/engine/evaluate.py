@@ -122,10 +122,32 @@ def judge(rules: list[Rule], metrics: Metrics) -> "Judgement":
     # model feeds the dynamics), so a root cause is read before the symptoms it explains.
     family = {r.id: FAMILY_ORDER.get(r.source.parent.name, len(FAMILY_ORDER)) for r in rules}
     out.findings.sort(key=lambda f: (-f.severity.rank, family.get(f.rule, 99), f.rule))  # stable: forward order within a rule
+    link_consequences(out.findings, {r.id: r for r in rules})
     return out
 
 
-FAMILY_ORDER = {"data": 0, "structure": 1, "dynamics": 2}
+def link_consequences(findings: list[Finding], rules: Mapping[str, Rule]) -> None:
+    """Mark each finding that a fired rule `explains` as a consequence of that rule's finding (DESIGN §8, issue 9).
+
+    The first fired explaining rule, in report order, is the cause; a finding that is itself a consequence
+    cannot be one in turn, so chains stop at the root and cycles cannot form.
+    """
+    fired = [f.rule for f in findings]
+    cause_of: dict[str, str] = {}
+    for rid in dict.fromkeys(fired):
+        rule = rules.get(rid)
+        if rule is None or rid in cause_of:
+            continue
+        for other in rule.spec.explains:
+            if other in fired and other not in cause_of and other != rid:
+                cause_of[other] = rid
+    for f in findings:
+        cause = cause_of.get(f.rule)
+        if cause is not None and cause_of.get(cause) is None:
+            f.consequence_of = cause
+
+
+FAMILY_ORDER = {"data": 0, "structure": 1, "crash": 2, "dynamics": 3}
 
 
 def _finding(rule: Rule, subject: _Subject, metrics: Metrics) -> Finding:

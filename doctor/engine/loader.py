@@ -453,6 +453,12 @@ def load_rules(
                 errors.append(RuleError(f, rule.line_of("id"), f"duplicate rule id '{rule.id}' (also in {other.source}:{other.line_of('id')})"))
                 continue
             by_id[rule.id] = rule
+    for rule in by_id.values():
+        for i, other_id in enumerate(rule.spec.explains):
+            if other_id not in by_id or other_id == rule.id:
+                what = "itself" if other_id == rule.id else f"unknown rule '{other_id}'{suggest(other_id, by_id)}"
+                errors.append(RuleError(rule.source, rule.line_of("explains", i) or rule.line_of("explains"),
+                                        f"explains: {what}"))
     if not errors:
         _apply_overrides(by_id, params_overrides or {}, severity_overrides or {}, errors)
     if errors:

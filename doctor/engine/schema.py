@@ -138,5 +138,8 @@ class RuleSpec(_Spec):
     # A text metric naming the subject (module path or call) the finding is about; the judge looks up its
     # file and line in Metrics.layer_sites. Layer-scoped rules are located at their layer without it.
     location: Optional[Text] = None
+    # Rules whose findings this one explains: when both fire, theirs are shown as consequences of this finding
+    # and counted once; a crash that one of them names (doctor/collect/crash.py) is explained by this one too.
+    explains: Annotated[list[Kebab], _none_as_empty(list)] = Field(default_factory=list)
     references: Annotated[list[Text], _none_as_empty(list)] = Field(default_factory=list)
     doc: DocSpec

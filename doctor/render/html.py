@@ -31,7 +31,8 @@ def render_html(report: Report) -> str:
     metrics = report.metrics
     series = metrics.series if metrics else {}
     cache: dict = {}
-    findings = [_finding_view(f, i, series, cache) for i, f in enumerate(values.ordered(report.findings))]
+    findings = [_finding_view(f, i, series, cache) | {"consequences": report.consequences(f.rule)}
+                for i, f in enumerate(values.ordered(report.headlines()))]
     measured, _ = figures.figures(figures.all_names(series), series, cache)
     probes, errors = report.probes, report.errors  # the Report's, so every format counts the same
     probe_counts = {s.value: sum(1 for p in probes if p.status == s) for s in ProbeStatus}

@@ -78,14 +78,15 @@ def junit_tree(report: Report) -> ET.Element:
                    for f in quiet}
             out = ET.SubElement(case, "system-out")
             out.text = "\n\n".join(f"[{why[id(f)]}] {_describe(f)}" for f in quiet)
-    if report.status.value == "failed" or report.errors:
+    if report.status.value == "failed" or report.unexplained_errors():
         tests += 1
         errors += 1
         case = ET.SubElement(suite, "testcase", classname="doctor.collect", name="run target")
-        first = report.errors[0] if report.errors else None
+        left = report.unexplained_errors()
+        first = left[0] if left else None
         el = ET.SubElement(case, "error", type=first.kind if first else "failed",
                            message=first.message if first else "the target could not be run")
-        el.text = "\n".join(f"{e.kind}: {e.message}" + (f"\n  {e.hint}" if e.hint else "") for e in report.errors)
+        el.text = "\n".join(f"{e.kind}: {e.message}" + (f"\n  {e.hint}" if e.hint else "") for e in report.unexplained_errors())
     for el in (suites, suite):
         el.set("tests", str(tests))
         el.set("failures", str(failures))

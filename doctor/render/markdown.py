@@ -116,9 +116,10 @@ def render_markdown(report: Report, *, details: bool = True) -> str:
     findings = []
     tabled: set[str] = set()
     cache: dict = {}
-    for f in values.ordered(report.findings):
+    for f in values.ordered(report.headlines()):
         groups, missing = figures.plan(f.charts, series)
-        findings.append({"f": f, "subject": values.subject(f.location), "charts": [_sparks(k, m, series, tabled, cache) for k, m in groups], "missing": missing})
+        findings.append({"f": f, "subject": values.subject(f.location), "charts": [_sparks(k, m, series, tabled, cache) for k, m in groups], "missing": missing,
+                         "consequences": report.consequences(f.rule)})
     groups, _ = figures.plan(figures.all_names(series), series)
     probes = report.probes
     text = environment(False).get_template("markdown/report.md.j2").render(

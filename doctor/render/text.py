@@ -56,7 +56,7 @@ def _finding(f: Finding, widths: tuple[int, int], p: _Paint, verbose: bool) -> l
 def render_text(report: Report, *, color: bool = False, verbose: bool = False) -> str:
     """Render `report` for a terminal; ANSI colour only when `color` is true."""
     p = _Paint(color)
-    findings = values.ordered(report.findings)
+    findings = values.ordered(report.headlines())
     lines: list[str] = []
     title = f"doctor {report.version}".rstrip() + (f" — {values.short_path(report.target)}" if report.target else "")
     lines.append(p("1", title))
@@ -72,6 +72,8 @@ def render_text(report: Report, *, color: bool = False, verbose: bool = False) -
         widths = (max(len(f.rule) for f in findings), min(48, max(len(_where(f)) for f in findings)))
         for f in findings:
             lines += _finding(f, widths, p, verbose)
+            for c in report.consequences(f.rule):  # counted once: under their cause, not as headlines
+                lines.append(f"{' ' * 9}{p('2', 'consequence:')} {p('1', c.rule)}  {c.message}")
             lines.append("")
     else:
         lines += ["No findings." if report.status.value != "failed" else "No findings (the check did not complete).", ""]
@@ -106,9 +108,18 @@ def render_text(report: Report, *, color: bool = False, verbose: bool = False) -
             lines.append(f"  {st}  {x.name}{took}" + (f": {reason}{loc}" if reason or loc else ""))
         lines.append("")
 
-    if report.errors:
-        lines.append(p("1", "Errors"))
-        for e in report.errors:
+    errors = [e for e in report.errors if verbose or not e.duplicate]
+    if errors:
+        explained = all(e.explained_by for e in errors)
+        lines.append(p("1", "Crashes explained above" if explained else "Errors"))
+        for e in errors:
+            if e.explained_by:  # the finding above is the diagnosis; this says what raised, briefly
+                lines.append(f"  {p('2', 'crash')}" + (f" [{e.probe}]" if e.probe else "")
+                             + f": {values.short_path(e.file).join(e.message.split(e.file)) if e.file else e.message}"
+                             + p("2", f"  (see {e.explained_by})"))
+                if verbose and e.traceback:
+                    lines += ["    " + t for t in e.traceback.rstrip().splitlines()]
+                continue
             where = values.fileline(e.file, e.line)
             message = e.message.replace(e.file, values.short_path(e.file)) if e.file else e.message
             if where and where in message:  # the message already says where; once is enough

@@ -2,8 +2,9 @@
 
 from __future__ import annotations
 
+import contextlib
 import sys
-from typing import Any
+from typing import Any, Iterator
 
 import torch
 from torch import fx, nn
@@ -42,10 +43,30 @@ class _SiteTracer(fx.Tracer):
         return node
 
 
+@contextlib.contextmanager
+def _attributes_kept(model: nn.Module) -> Iterator[None]:
+    """Put back every plain attribute the traced forward set: a stateful forward (self.state = h) would
+    otherwise keep an fx Proxy, and every later real forward pass would fail on it."""
+    saved = [(m, dict(m.__dict__)) for m in model.modules()]
+    try:
+        yield
+    finally:
+        for m, before in saved:
+            for key in [k for k in m.__dict__ if k not in before]:
+                del m.__dict__[key]
+            for key, value in before.items():
+                if m.__dict__.get(key, _GONE) is not value:
+                    m.__dict__[key] = value
+
+
+_GONE = object()
+
+
 def trace_fx(model: nn.Module, sites: Sites) -> tuple[Graph, fx.GraphModule]:
     """Symbolically trace `model` (raises what fx raises on data-dependent control flow)."""
     tracer = _SiteTracer(sites)
-    fxg = tracer.trace(model)
+    with _attributes_kept(model):
+        fxg = tracer.trace(model)
     gm = fx.GraphModule(tracer.root, fxg)
     modules = dict(model.named_modules())
     graph = Graph(method="fx")
