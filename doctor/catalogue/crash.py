@@ -59,6 +59,8 @@ METRICS: list[MetricDef] = [
                                         "output of an operation.", kind="bool"),
     metric("crash.embedding_indices", PROBE, "An embedding was given indices of a dtype it does not accept.",
            kind="bool"),
+    metric("crash.no_cuda", PROBE, "The code asked for a CUDA device on a machine (or a PyTorch build) without one.",
+           kind="bool"),
     metric("crash.batch_rows", PROBE, "Samples in the batch at the crash.", unit="samples"),
     metric("crash.label", PROBE, "The out-of-range class label the loss named."),
 ]

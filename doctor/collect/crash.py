@@ -34,7 +34,9 @@ _PATTERNS: list[tuple[str, re.Pattern[str], Optional[tuple[str, ...]]]] = [
     ("device-mismatch", re.compile(r"Expected all tensors to be on the same device|is not on the expected device"
                                    r"|Input type \(torch\.cuda\.\w+\) and weight type \(torch\.\w+\)"
                                    r"|Input type \(torch\.\w+\) and weight type \(torch\.cuda\.\w+\)"
-                                   r"|Expected .* to be on (?:the )?device|found at least two devices"), None),
+                                   r"|Expected .* to be on (?:the )?device|found at least two devices"
+                                   r"|Found no NVIDIA driver|Torch not compiled with CUDA enabled"
+                                   r"|No CUDA GPUs are available"), None),
     ("label-range", re.compile(r"Target -?\d+ is out of bounds|device-side assert triggered"
                                r"|t >= 0 && t < n_classes|all elements of target should be between 0 and 1"),
      ("loss", "backward", "step")),
@@ -191,6 +193,8 @@ def classify(exc: BaseException, call: Call, target_file: str) -> Optional[Crash
     m = re.search(r"Target (-?\d+) is out of bounds", text)
     facts["crash.label"] = int(m.group(1)) if m else None
     facts["crash.devices"] = _devices(text) if kind == "device-mismatch" else None
+    facts["crash.no_cuda"] = kind == "device-mismatch" and bool(
+        re.search(r"Found no NVIDIA driver|Torch not compiled with CUDA|No CUDA GPUs are available", text))
     m = re.search(r"got input size torch\.Size\(\[([\d, ]+)\]\)", text)
     facts["crash.bn_input_shape"] = f"({m.group(1)})" if m else None
     facts.update(_shape_facts(call.output, call.targets))

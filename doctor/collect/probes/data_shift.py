@@ -71,10 +71,19 @@ def _mean_shift(a: dict, b: dict, w: torch.Tensor) -> Optional[tuple[int, float,
     return j, float(smd[j]), _bonferroni(p, int(ok.sum())), smd
 
 
+def _zero_one(m: dict) -> torch.Tensor:
+    """Features whose moments are those of 0/1 values in every stratum (variance p(1 - p) for mean p)."""
+    bern = m["mean"] * (1 - m["mean"])
+    return ((m["var"] - bern).abs() <= 0.05 * bern + 1e-9).all(0) & ((m["mean"] >= 0) & (m["mean"] <= 1)).all(0)
+
+
 def _spread_shift(a: dict, b: dict, w: torch.Tensor) -> Optional[tuple[float, float]]:
     va, vb = (w[:, None] * a["var"]).sum(0), (w[:, None] * b["var"]).sum(0)
     na, nb = float(a["samples"].sum()) - len(w), float(b["samples"].sum()) - len(w)  # within-class dof
     ok = (va > _TINY) & (vb > _TINY)
+    # A 0/1 feature's spread follows from its mean, which the mean test judges; the F-test assumes normal data,
+    # and on rare 0/1 features (one-hot categories, bag-of-words) it calls noise in a handful of ones significant.
+    ok &= ~(_zero_one(a) & _zero_one(b))
     if not bool(ok.any()) or na < 2 or nb < 2:
         return None
     ratio = torch.where(ok, (va / vb.clamp(min=_TINY)).sqrt(), torch.ones_like(va))

@@ -3,6 +3,8 @@ softmax over the batch, a detached output, and where BatchNorm meets the batch s
 
 from __future__ import annotations
 
+import math
+
 from typing import Optional
 
 from doctor.collect.static.analysis import Analysis
@@ -32,6 +34,7 @@ def check(a: Analysis, f: Facts) -> None:
     _saturating_run(g, f)
     _bias_before_batchnorm(a, g, f)
     _softmax_over_batch(a, g, f)
+    _softmax_over_singleton(a, g, f)
     _detached_output(g, f)
 
 
@@ -125,6 +128,29 @@ def _softmax_over_batch(a: Analysis, g: Graph, f: Facts) -> None:
     f.scalars["static.batch_softmax"] = len(hits)
     if hits:
         f.scalars["static.batch_softmax_at"] = subject(f, hits[0])
+
+
+def _softmax_over_singleton(a: Analysis, g: Graph, f: Facts) -> None:
+    """softmax / log_softmax over a dimension of size 1, in the model or in the loss function: the result is
+    the constant 1 (or 0), whatever the input."""
+    graphs = [(g, False)] + ([(a.loss.graph, True)] if a.loss is not None else [])
+    if not any(op.shape is not None for gr, _ in graphs for op in gr.ops):
+        return
+    hits: list[tuple[Op, bool]] = []
+    for gr, in_loss in graphs:
+        for op in gr.ops:
+            if op.activation not in ("softmax", "log_softmax") or op.shape is None or not len(op.shape):
+                continue
+            d = _softmax_dim(op)
+            if d is not None and 0 <= d < len(op.shape) and op.shape[d] == 1 and math.prod(op.shape) > 0:
+                hits.append((op, in_loss))
+    f.scalars["static.singleton_softmax"] = len(hits)
+    if hits:
+        op, in_loss = hits[0]
+        f.scalars["static.singleton_softmax_at"] = (f.at(f"{op.label} in the loss function", op.site) if in_loss
+                                                    else subject(f, op))
+        f.scalars["static.singleton_softmax_shape"] = str(tuple(op.shape))
+        f.scalars["static.singleton_softmax_log"] = op.activation == "log_softmax"
 
 
 def _detached_output(g: Graph, f: Facts) -> None:

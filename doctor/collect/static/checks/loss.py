@@ -149,6 +149,14 @@ def _targets(f: Facts, inp: torch.Tensor, tgt: torch.Tensor, kind: str) -> None:
     f.scalars["static.target_is_class_index"] = bool(
         integral and t.numel() and t.dim() == inp.dim() - 1 and classes > 1
         and float(t.min()) >= 0 and float(t.max()) < classes)
+    if t.is_floating_point() and t.dim() == 2 and tuple(t.shape) == tuple(inp.shape) and classes > 1 and t.numel():
+        zero_one = bool(((t == 0) | (t == 1)).all())
+        rows = t.sum(dim=1)
+        f.scalars["static.target_is_one_hot"] = zero_one and bool((rows == 1).all())
+        f.scalars["static.target_multi_hot_rows"] = float((rows > 1).float().mean()) if zero_one else 0.0
+        f.scalars["static.target_row_sum_max"] = float(rows.max())
+    if t.numel():
+        f.scalars["static.target_is_binary"] = bool(((t == 0) | (t == 1)).all())
     bounds = RANGE.get(kind)
     if bounds is not None and t.is_floating_point() and t.numel():
         lo, hi = bounds
