@@ -20,6 +20,14 @@ METRICS: list[MetricDef] = [
     metric("lr.suggested", "lr_range", "Suggested learning rate: a tenth of the rate at the bottom of the valley."),
     metric("lr.configured_ratio", "lr_range", "Configured learning rate over the suggested one.", unit="x"),
     metric("lr.diverge", "lr_range", "Learning rate at which the smoothed loss rose to 4x its lowest value (or became NaN)."),
+    metric("lrc.steps", "lr_compare", "Steps of each of the two comparison runs.", unit="steps"),
+    metric("lrc.factor", "lr_compare", "The higher rate of the comparison, as a multiple of the configured one.", unit="x"),
+    metric("lrc.rate", "lr_compare", "The higher rate of the comparison."),
+    metric("lrc.loss_start", "lr_compare", "Loss on the held training batches at the initial weights."),
+    metric("lrc.loss_configured", "lr_compare", "Loss on the held batches after the run at the configured rate."),
+    metric("lrc.loss_higher", "lr_compare", "Loss on the held batches after the run at the higher rate."),
+    metric("lrc.descent_configured", "lr_compare", "Share of the starting loss the run at the configured rate removed.", unit="fraction"),
+    metric("lrc.descent_higher", "lr_compare", "Share of the starting loss the run at the higher rate removed.", unit="fraction"),
     metric("lr.configured_diverges", "lr_range", "The configured learning rate is at or above the rate where the sweep diverged.", kind="bool"),
     metric("lr.at_edge", "lr_range", "The loss was still falling at the top of the sweep, so the valley was not found.", kind="bool"),
     # overfit one batch
@@ -82,6 +90,9 @@ METRICS: list[MetricDef] = [
     metric("step.empty_steps", "custom_step", "Optimizer steps taken with every gradient zero or absent.", unit="steps"),
     metric("step.clip_calls", "custom_step", "Calls of clip_grad_norm_ / clip_grad_value_.", unit="calls"),
     metric("step.clip_ineffective", "custom_step", "Clipping calls not between a backward pass and the optimizer step that uses it.", unit="calls"),
+    metric("step.grad_multiple", "custom_step", "Norm of the gradient an optimizer step is given over the norm of doctor's loss gradient on the batches since the previous step (their sample-weighted mean), median over steps: about 1 when the step averages its micro-batches.", unit="x"),
+    metric("step.backwards_per_step", "custom_step", "Backward passes between two optimizer steps (median): more than 1 is gradient accumulation.", unit="passes"),
+    metric("step.calls_per_step", "custom_step", "Calls of train_step per optimizer step (median).", unit="calls"),
     metric("step.stale_grad_ratio", "custom_step", "Norm of the gradient left from earlier steps over the new gradient, at the first backward after a step.", unit="x"),
 ]
 

@@ -5,6 +5,12 @@ watches from the outside, without changing what the step does: a hook on every p
 gradient left over from earlier steps at the first backward after each optimizer step, the
 optimizer's step hooks see the gradient it is given, and the clipping functions are wrapped for the
 duration to see when they are called relative to backward and step.
+
+Before each call, the gradient of doctor's own loss on the call's batch is taken (with
+`autograd.grad`, so `.grad` is left alone): at each optimizer step the gradient the step is given
+is compared with the mean of those reference gradients since the previous step. A step that
+averages its micro-batches gets about 1x; gradient accumulation over k backward passes whose loss
+is not divided by k gets kx, and stale gradients from a missing zero_grad get more with every step.
 """
 
 from __future__ import annotations
@@ -40,15 +46,38 @@ class _Watch:
         self.fresh_sq = torch.zeros((), device=device)
         self.step_sq = torch.zeros((), device=device)
         self.empty_steps = torch.zeros((), device=device)
+        self.seen: set[int] = set()  # parameters whose gradient the current backward pass has delivered
+        self.paused = False  # doctor's own reference gradient is being taken: not the user's step
+        self.ref: list[torch.Tensor] | None = None  # sum of reference gradients (x samples) since the last step
+        self.ref_samples = 0
+        self.ref_calls = 0
+        self.backwards_since_step = 0
+        self.per_step: list[tuple[int, int]] = []  # (backward passes, calls) that fed each step
+        self.multiples: list[torch.Tensor] = []  # |gradient given to the step| / |mean reference gradient|
+
+    def add_reference(self, grads: list[torch.Tensor], samples: int) -> None:
+        if self.ref is None:
+            self.ref = [g * samples for g in grads]
+        else:
+            self.ref = [r + g * samples for r, g in zip(self.ref, grads)]
+        self.ref_samples += samples
+        self.ref_calls += 1
 
     def on_grad(self, i: int, grad: torch.Tensor) -> None:
+        if self.paused:
+            return
         p = self.params[i]
-        if self.last != "B":
+        # A new backward pass: the first gradient after something else, or a parameter seen again
+        # (backward passes one after another, as in gradient accumulation).
+        if self.last != "B" or i in self.seen:
+            self.seen = set()
             self.backward_events += 1
+            self.backwards_since_step += 1
             # A clip followed by a backward (before any step) clipped gradients that are then overwritten.
             self.clips_ineffective += self.pending_clips
             self.pending_clips = 0
             self.last = "B"
+        self.seen.add(i)
         if self.armed[i]:
             self.armed[i] = False
             if p.grad is not None:
@@ -70,6 +99,13 @@ class _Watch:
             torch.zeros((), device=self.stale_sq.device)
         self.step_sq += sq
         self.empty_steps += (sq == 0).float()
+        if self.ref is not None and self.ref_samples and self.backwards_since_step:
+            given = [p.grad if p.grad is not None else torch.zeros_like(p) for p in self.params]
+            ref_sq = torch.stack([(r / self.ref_samples).float().square().sum() for r in self.ref]).sum()
+            given_sq = torch.stack([g.detach().float().square().sum() for g in given]).sum()
+            self.multiples.append((given_sq / ref_sq.clamp_min(1e-30)).sqrt())
+            self.per_step.append((self.backwards_since_step, self.ref_calls))
+        self.ref, self.ref_samples, self.ref_calls, self.backwards_since_step = None, 0, 0, 0
         self.pending_clips = 0
         self.last = "S"
 
@@ -104,6 +140,23 @@ def _wrapped_clipping(watch: _Watch, target_path: str) -> Iterator[None]:
             setattr(home, attr, val)
 
 
+def _reference_grad(ctx, model, params, batch) -> tuple[list[torch.Tensor], int] | None:
+    """Gradient of doctor's loss on `batch` at the current weights, leaving .grad and buffers as they were."""
+    if not (isinstance(batch, (tuple, list)) and len(batch) == 2 and isinstance(batch[0], torch.Tensor)):
+        return None
+    buffers = [b.detach().clone() for b in model.buffers()]
+    try:
+        loss = ctx.batch_loss(model, batch)
+        grads = torch.autograd.grad(loss, params, allow_unused=True)
+    except Exception:  # the user's step may train on something doctor's loss cannot: no reference then
+        return None
+    finally:
+        with torch.no_grad():
+            for b, saved in zip(model.buffers(), buffers):
+                b.copy_(saved)
+    return [torch.zeros_like(p) if g is None else g.detach() for p, g in zip(params, grads)], int(batch[0].shape[0])
+
+
 def run(ctx) -> None:
     user_step = ctx.setup.train_step
     # Recorded either way, so a rule can rule out train_step causes for targets that have none.
@@ -123,13 +176,25 @@ def run(ctx) -> None:
         handles.append(p.register_hook(lambda g, i=i: watch.on_grad(i, g)))
     handles.append(opt.register_step_pre_hook(lambda *_: watch.on_step()))
     handles.append(opt.register_step_post_hook(lambda *_: watch.after_step()))
-    calls = ctx.budget.step_calls
+    # A step that accumulates over more calls than the budget's would show no optimizer step: keep
+    # calling, up to four times as many calls, until two steps have been seen.
+    calls, most = ctx.budget.step_calls, 4 * ctx.budget.step_calls
     batches = cycle(ctx.train_batches)
+    made = 0
     try:
         with _wrapped_clipping(watch, ctx.setup.path):
-            for _ in range(calls):
+            while made < calls or (watch.steps < 2 and made < most):
+                batch = next(batches)
+                watch.paused = True
+                try:
+                    ref = _reference_grad(ctx, model, params, batch)
+                finally:
+                    watch.paused = False
+                if ref is not None:
+                    watch.add_reference(*ref)
                 watch.last = ""  # each call starts afresh: a clip before its backward clips nothing new
-                call_injected(user_step, {"model": model, "batch": next(batches), "optimizer": opt,
+                made += 1
+                call_injected(user_step, {"model": model, "batch": batch, "optimizer": opt,
                                           "loss_fn": ctx.loss_fn, "device": ctx.device}, what="train_step")
                 watch.clips_ineffective += watch.pending_clips  # a clip with no step after it in the call
                 watch.pending_clips = 0
@@ -137,11 +202,17 @@ def run(ctx) -> None:
         for h in handles:
             h.remove()
     moved = torch.stack([torch.ne(p.detach(), b).any() for p, b in zip(params, before)]).any()
-    stale, fresh, step_sq, empty, moved_v = torch.stack(
-        [watch.stale_sq, watch.fresh_sq, watch.step_sq, watch.empty_steps, moved.float()]).tolist()
+    stale, fresh, step_sq, empty, moved_v, *multiples = torch.stack(
+        [watch.stale_sq, watch.fresh_sq, watch.step_sq, watch.empty_steps, moved.float()]
+        + watch.multiples).tolist()
     model.zero_grad(set_to_none=True)
     sc = ctx.metrics.scalars
-    sc["step.calls"] = calls
+    sc["step.calls"] = made
+    if multiples:
+        # The median step: the first of a run without zero_grad is still clean, later ones are not.
+        sc["step.grad_multiple"] = _median(multiples)
+        sc["step.backwards_per_step"] = _median([float(b) for b, _ in watch.per_step])
+        sc["step.calls_per_step"] = _median([float(c) for _, c in watch.per_step])
     sc["step.optimizer_steps"] = watch.steps
     sc["step.backward_passes"] = watch.backward_events
     sc["step.weights_moved"] = bool(moved_v)
@@ -153,8 +224,17 @@ def run(ctx) -> None:
         sc["step.stale_grad_ratio"] = (stale / fresh) ** 0.5
 
 
+def _median(values: list[float]) -> float:
+    v = sorted(values)
+    mid = len(v) // 2
+    return v[mid] if len(v) % 2 else (v[mid - 1] + v[mid]) / 2
+
+
 PROBE = Probe(
     name="custom_step",
     doc="Calls the target's train_step a few times and checks that gradients are zeroed between optimizer "
-        "steps, that clipping runs between backward and step, and that the weights change.",
-    run=run, needs_data=False, order=45, cost="3 / 5 / 8 calls of train_step (quick / standard / deep)")
+        "steps, that clipping runs between backward and step, that the weights change, and how the gradient "
+        "each optimizer step is given compares with the mean gradient of the batches it was computed on "
+        "(gradient accumulation without dividing the loss).",
+    run=run, needs_data=False, order=45, cost="3 / 5 / 8 calls of train_step (quick / standard / deep), up to 4x as many until two optimizer "
+         "steps were seen; one reference forward and backward pass per call")
