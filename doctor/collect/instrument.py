@@ -153,19 +153,68 @@ def _unit_dim(t: torch.Tensor) -> int:
     return t.dim() - 1
 
 
+def _functional_kinds() -> dict[Any, str]:
+    """The functional and tensor-method activations, as the function a TorchFunctionMode is handed."""
+    import torch.nn.functional as F  # noqa: PLC0415, N812
+
+    kinds: dict[Any, str] = {}
+    for kind, funcs in {
+        "relu": (torch.relu, torch.relu_, F.relu, F.relu_, F.relu6, torch.Tensor.relu, torch.Tensor.relu_),
+        "sigmoid": (torch.sigmoid, torch.sigmoid_, F.sigmoid, torch.special.expit, torch.Tensor.sigmoid,
+                    torch.Tensor.sigmoid_),
+        "tanh": (torch.tanh, torch.tanh_, F.tanh, torch.Tensor.tanh, torch.Tensor.tanh_),
+    }.items():
+        for fn in funcs:
+            kinds[fn] = kind
+    return kinds
+
+
+_TORCH_DIR = __import__("os").path.dirname(torch.__file__)
+_ACTIVATION_MODULES = __import__("os").path.join("nn", "modules", "activation.py")
+
+
+class _FunctionalWatch(torch.overrides.TorchFunctionMode):
+    """Sees F.relu / torch.sigmoid / x.tanh() called in a forward, which no module hook can."""
+
+    def __init__(self, stats: "ActStats") -> None:
+        super().__init__()
+        self.stats = stats
+        self.kinds = _functional_kinds()
+
+    def __torch_function__(self, func, types, args=(), kwargs=None):
+        out = func(*args, **(kwargs or {}))
+        kind = self.kinds.get(func)
+        if kind is not None and isinstance(out, torch.Tensor):
+            self.stats.functional(kind, getattr(func, "__name__", kind).rstrip("_"), out)
+        return out
+
+
 @dataclass
 class ActStats:
-    """Dead units (ReLU family) and saturation (sigmoid/tanh) per activation layer, counted on device."""
+    """Dead units (ReLU family) and saturation (sigmoid/tanh) per activation, counted on device.
+
+    Activation modules are hooked; functional activations (F.relu, torch.sigmoid, x.tanh(), ...)
+    are seen by a TorchFunctionMode pushed for the duration of each recorded forward, and named
+    after the module whose forward calls them ("block1.relu()", "relu()" in the model's own
+    forward). An activation whose output is the model's output is a prediction, not a hidden
+    unit, and is not counted: a confident sigmoid output is not saturation.
+    """
 
     model: nn.Module
     active: bool = False  # record only while True, so a burst can measure its last steps
     slots: dict[str, _ActSlot] = field(default_factory=dict)
     types: dict[str, str] = field(default_factory=dict)
+    sites: dict[str, str] = field(default_factory=dict)  # functional activation -> "file:line" of the call
     hooks: HookSet = field(default_factory=HookSet)
     _calls: dict[str, int] = field(default_factory=dict)
+    _pending: list[tuple[str, str, torch.Tensor]] = field(default_factory=list)
+    _names: dict[int, str] = field(default_factory=dict)
+    _mode: Optional[_FunctionalWatch] = None
+    _in_mode: bool = False
 
     def attach(self) -> "ActStats":
         for name, mod in self.model.named_modules():
+            self._names[id(mod)] = name
             if isinstance(mod, RELU_FAMILY):
                 kind = "relu"
             elif isinstance(mod, nn.Sigmoid):
@@ -176,46 +225,124 @@ class ActStats:
                 continue
             self.types[name] = type(mod).__name__
             self.hooks.add(mod.register_forward_hook(self._make_hook(name, kind)))
+        self._mode = _FunctionalWatch(self)
         # A module called twice per forward (torchvision's BasicBlock reuses its ReLU) gets one
         # slot per call; the root's pre-hook restarts the call count each forward.
-        self.hooks.add(self.model.register_forward_pre_hook(lambda *_: self._calls.clear()))
+        self.hooks.add(self.model.register_forward_pre_hook(self._begin))
+        self.hooks.add(self.model.register_forward_hook(self._end, always_call=True))
         return self
+
+    def _begin(self, *_: Any) -> None:
+        self._calls.clear()
+        self._flush(None)
+        self._leave_mode()
+        if self.active and self._mode is not None:
+            self._mode.__enter__()
+            self._in_mode = True
+
+    def _end(self, _m: nn.Module, _inp: Any, out: Any) -> None:
+        self._leave_mode()
+        self._flush(out)
+
+    def _leave_mode(self) -> None:
+        if self._in_mode and self._mode is not None:
+            self._in_mode = False
+            try:
+                self._mode.__exit__(None, None, None)
+            except Exception:  # another mode pushed above ours and not popped: nothing more to undo
+                pass
 
     def _make_hook(self, name: str, kind: str) -> Callable[..., None]:
         def hook(_m: nn.Module, _inp: Any, out: Any) -> None:
             if not self.active or not isinstance(out, torch.Tensor):
                 return
-            call = self._calls.get(name, 0)
-            self._calls[name] = call + 1
-            key = name if call == 0 else f"{name}#{call + 1}"
-            o = out.detach()
-            slot = self.slots.get(key)
-            dim = _unit_dim(o)
-            units = o.shape[dim] if o.dim() > 0 else 1
-            if slot is None or slot.units != units:
-                slot = _ActSlot(kind=kind, unit_dim=dim, units=units)
-                if kind == "relu":
-                    slot.positive = torch.zeros(units, dtype=torch.long, device=o.device)
-                else:
-                    slot.saturated = torch.zeros((), dtype=torch.long, device=o.device)
-                self.slots[key] = slot
-                self.types.setdefault(key, self.types.get(name, ""))
-            if kind == "relu":
-                dims = [d for d in range(o.dim()) if d != dim]
-                slot.positive += (o > 0).sum(dim=dims) if dims else (o > 0).long()
-                slot.per_unit += o.numel() // max(units, 1)
-            elif kind == "sigmoid":
-                slot.saturated += ((o < 0.01) | (o > 0.99)).sum()
-            else:
-                slot.saturated += (o.abs() > 0.99).sum()
-            slot.elements += o.numel()
+            self._note(name, kind, out)
         return hook
 
+    def functional(self, kind: str, fn: str, out: torch.Tensor) -> None:
+        """A functional activation returned `out` inside a recorded forward."""
+        if not self.active:
+            return
+        import sys  # noqa: PLC0415
+
+        # The innermost caller that is a module of the model owns the call; an activation module's
+        # own F.relu is skipped (its hook counts it), and a call from outside the model (a loss,
+        # a metric in the step) is not a hidden activation.
+        frame, depth = sys._getframe(2), 0  # above the mode's __torch_function__
+        owner = None
+        while frame is not None and depth < 16:
+            code = frame.f_code
+            if code.co_filename.endswith(_ACTIVATION_MODULES) and code.co_filename.startswith(_TORCH_DIR):
+                return
+            if code.co_varnames[:1] == ("self",):
+                me = frame.f_locals.get("self")
+                if isinstance(me, nn.Module) and id(me) in self._names:
+                    owner = me
+                    break
+            frame, depth = frame.f_back, depth + 1
+        if owner is None or frame is None:
+            return
+        mod = self._names[id(owner)]
+        name = f"{mod}.{fn}()" if mod else f"{fn}()"
+        if name not in self.types:
+            self.types[name] = f"torch.{fn}"
+            where = frame.f_code.co_filename
+            if not where.startswith(_TORCH_DIR) and "-packages" not in where:
+                self.sites[name] = f"{where}:{frame.f_lineno}"
+        self._note(name, kind, out)
+
+    def _note(self, name: str, kind: str, out: torch.Tensor) -> None:
+        call = self._calls.get(name, 0)
+        self._calls[name] = call + 1
+        key = name if call == 0 else f"{name}#{call + 1}"
+        self._pending.append((key, kind, out.detach()))
+        self.types.setdefault(key, self.types.get(name, ""))
+
+    def _flush(self, model_out: Any) -> None:
+        """Reduce the forward's activations on the device, leaving out the one that is the model's output."""
+        if isinstance(model_out, torch.Tensor):
+            outs = [model_out]
+        elif isinstance(model_out, dict):
+            outs = [v for v in model_out.values() if isinstance(v, torch.Tensor)]
+        elif isinstance(model_out, (tuple, list)):
+            outs = [v for v in model_out if isinstance(v, torch.Tensor)]
+        else:
+            outs = []
+        pending, self._pending = self._pending, []
+        for key, kind, o in pending:
+            if any(o.data_ptr() == t.data_ptr() and o.numel() == t.numel() for t in outs):  # views too
+                continue
+            self._record(key, kind, o)
+
+    def _record(self, key: str, kind: str, o: torch.Tensor) -> None:
+        slot = self.slots.get(key)
+        dim = _unit_dim(o)
+        units = o.shape[dim] if o.dim() > 0 else 1
+        if slot is None or slot.units != units:
+            slot = _ActSlot(kind=kind, unit_dim=dim, units=units)
+            if kind == "relu":
+                slot.positive = torch.zeros(units, dtype=torch.long, device=o.device)
+            else:
+                slot.saturated = torch.zeros((), dtype=torch.long, device=o.device)
+            self.slots[key] = slot
+        if kind == "relu":
+            dims = [d for d in range(o.dim()) if d != dim]
+            slot.positive += (o > 0).sum(dim=dims) if dims else (o > 0).long()
+            slot.per_unit += o.numel() // max(units, 1)
+        elif kind == "sigmoid":
+            slot.saturated += ((o < 0.01) | (o > 0.99)).sum()
+        else:
+            slot.saturated += (o.abs() > 0.99).sum()
+        slot.elements += o.numel()
+
     def detach(self) -> None:
+        self._leave_mode()
+        self._flush(None)
         self.hooks.remove()
 
     def summary(self) -> dict[str, dict[str, Any]]:
         """Per-layer dead/active/saturated fractions, read back once."""
+        self._flush(None)
         out: dict[str, dict[str, Any]] = {}
         for key, slot in self.slots.items():
             if slot.elements == 0:

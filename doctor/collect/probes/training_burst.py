@@ -195,12 +195,15 @@ def run(ctx) -> Optional[dict[str, str]]:
         acts.detach()
     _publish_grads(ctx, grads.summary())
     _publish_acts(ctx, acts.summary())
+    for name, site in acts.sites.items():
+        ctx.metrics.layer_sites.setdefault(name, site)
     if not ctx.synthetic:
         _publish_curves(ctx, res)
         _curve_scalars(ctx, res)
     skipped.pop("train_val_val", None)
     if not acts.types:
-        skipped["activation_health"] = "no ReLU, ReLU6, sigmoid or tanh modules in the model"
+        skipped["activation_health"] = ("no ReLU, ReLU6, sigmoid or tanh in the model: neither modules nor "
+                                         "functional calls in its forward")
     elif not acts.slots:
         skipped["activation_health"] = (f"the burst stopped at step {res.steps_run} (non-finite loss), before "
                                         f"activations were measured from step {steps // 2}")
