@@ -82,7 +82,14 @@ def run(ctx) -> None:
             x=[str(i) for i in range(c)], y=[float(v) for v in pred_counts], x_label="predicted class",
             y_label="samples")
     elif task in ("binary", "multilabel"):
-        p = torch.cat([(o.reshape(o.shape[0], -1) > 0).float() for o in outs])
+        flat = [o.reshape(o.shape[0], -1) for o in outs]
+        # Logits are split at 0; a model that already outputs probabilities (a sigmoid before
+        # BCELoss or the user's own loss) at 0.5.
+        lo_hi = torch.stack([torch.stack([f.min(), f.max()]) for f in flat]) if flat else torch.zeros(1, 2)
+        lo, hi = float(lo_hi[:, 0].min()), float(lo_hi[:, 1].max())
+        probabilities = lo >= 0 and hi <= 1 and not isinstance(ctx.loss_fn, nn.BCEWithLogitsLoss)
+        cut = 0.5 if probabilities else 0.0
+        p = torch.cat([(f > cut).float() for f in flat])
         t = torch.cat([y.reshape(y.shape[0], -1).float() for y in ys])
         if p.shape != t.shape:
             raise SkipProbe("the outputs and targets do not line up label by label")
@@ -93,6 +100,8 @@ def run(ctx) -> None:
         sc["pred.samples"] = int(p.shape[0])
         sc["pred.top_frac"] = top[worst]
         sc["pred.label_top_frac"] = max(lab[worst], 1 - lab[worst])
+        value = "1" if pos[worst] >= 0.5 else "0"
+        sc["pred.top_class"] = value if len(top) == 1 else f"{value} for label {worst}"
     else:
         pred = to_target_scale(ctx.loss_fn, torch.cat([o.reshape(o.shape[0], -1) for o in outs]))
         tgt = torch.cat([y.reshape(y.shape[0], -1).to(pred.dtype) for y in ys])
