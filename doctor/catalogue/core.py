@@ -26,6 +26,10 @@ METRICS: list[MetricDef] = [
                                                  "global pooling, or on (N, C) features): a batch of one sample "
                                                  "makes them raise in train mode.", unit="layers"),
     metric("setup.bn_one_value_at", "setup", "The first such BatchNorm layer.", kind="text"),
+    metric("setup.step_s", "setup", "Seconds of the first forward and backward pass at the batch size (warm-up "
+                                    "included): what the probes' work is fitted to.", unit="s"),
+    metric("setup.time_cut", "setup", "The budget's steps were cut to fit its time (the report's notes say "
+                                      "what was cut).", kind="bool"),
     metric("setup.count_loss", "setup", "The loss models counts on their own scale (PoissonNLLLoss).", kind="bool"),
     # data statistics
     metric("data.samples", "data_stats", "Training samples examined.", unit="samples"),

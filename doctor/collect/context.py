@@ -5,6 +5,7 @@ from __future__ import annotations
 import copy
 import gc
 import math
+import time
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any, Callable, Optional
@@ -129,6 +130,9 @@ class Context:
     checkpoint: Callable[[], None] = lambda: None
     cache: dict[str, Any] = field(default_factory=dict)  # shared between probes (e.g. one pass over the data)
     lr_raised: float = 1.0  # the optimizer's rates were raised this many times, to its scheduler's peak
+    forward_s: float = 0.0  # seconds of the first forward pass (hooks and warm-up included: an upper bound)
+    step_s: float = 0.0  # seconds of the first forward and backward pass, or 3 forwards when it was not run
+    full_budget: Optional[Budget] = None  # the budget before it was cut to fit its time (pace.fit), or None
 
     def fresh_model(self) -> nn.Module:
         """The model at its initial weights, in train mode, with the probe's RNG seeded."""
@@ -260,11 +264,14 @@ def prepare(setup: TrainingSetup, metrics: Metrics, budget: Budget, device: torc
     picked = ""
     order: list[str] = []
     first_rows = int(train_batches[0][0].shape[0])
+    forward_s = 0.0
     while True:
         x0, y0 = train_batches[0]
         holder["x"] = x0
         try:
+            started = _clock(device)
             order = forward_order(model, run_forward)
+            forward_s = _clock(device) - started
             out, picked = pick_output(holder.pop("raw"))
             break
         except TargetError:
@@ -338,8 +345,12 @@ def prepare(setup: TrainingSetup, metrics: Metrics, budget: Budget, device: torc
         del loss
     # Probes that run the model are skipped when it cannot run; the data probes still explain why.
     ctx.init_state = copy.deepcopy(model.state_dict())
+    ctx.forward_s = forward_s if out is not None else 0.0
+    ctx.step_s = 3 * ctx.forward_s  # forward and backward, until the backward pass below is timed
     if broken is None and out is not None and setup.train_step is None:
+        started = _clock(device)
         broken = _backward_check(ctx, model, call)
+        ctx.step_s = max(_clock(device) - started, ctx.forward_s)
     ctx.broken = broken
 
     opt = ctx.make_optimizer(model)
@@ -386,6 +397,13 @@ def prepare(setup: TrainingSetup, metrics: Metrics, budget: Budget, device: torc
         "setup.bn_one_value_at": bn_one_value[0] if bn_one_value else None,
     })
     return ctx
+
+
+def _clock(device: torch.device) -> float:
+    """perf_counter after the device's queue is done (one sync, only in prepare), so the time is the work's."""
+    if device.type == "cuda":
+        torch.cuda.synchronize(device)
+    return time.perf_counter()
 
 
 def _backward_check(ctx: Context, model: nn.Module, call: Call) -> Optional[ForwardError]:

@@ -84,6 +84,66 @@ def _static_only(probes, ctx, out: Writer, fail) -> None:
                                                   duration_s=round(time.perf_counter() - start, 3)))
 
 
+def _fit_to_time(ctx, metrics: Metrics, spent_s: float) -> dict[str, str]:
+    """Cut the budget's counts to fit its time, from the step time prepare measured; {probe: why} to skip."""
+    from doctor.collect import pace  # noqa: PLC0415
+
+    if ctx.broken is not None or ctx.step_s <= 0:
+        return {}
+    batch = int(ctx.train_batches[0][0].shape[0])
+    fit_s = pace.FIT_S.get(ctx.budget.name, 50.0)
+    custom = ctx.setup.train_step is not None
+    plan = pace.fit(ctx.budget, ctx.step_s, ctx.forward_s, batch, spent_s, fit_s, custom_step=custom)
+    if plan.cut:  # the first pass pays for warm-up and hooks (2-8x a steady step): time real steps before cutting
+        t0 = time.perf_counter()
+        _retime(ctx)
+        plan = pace.fit(ctx.budget, ctx.step_s, ctx.forward_s, batch, spent_s + time.perf_counter() - t0, fit_s,
+                        custom_step=custom)
+    metrics.scalars["setup.step_s"] = round(ctx.step_s, 4)
+    metrics.scalars["setup.time_cut"] = plan.cut
+    if not plan.cut:
+        return {}
+    ctx.full_budget, ctx.budget = ctx.budget, plan.budget
+    metrics.setup.notes.append(pace.note(plan, ctx.step_s, batch, fit_s))
+    _say(f"one step takes {ctx.step_s:.2g} s: cut to fit {fit_s:.0f} s ({'; '.join(plan.cuts)})")
+    return {name: f"cut to fit the {ctx.budget.name} budget's time (one step takes {ctx.step_s:.2g} s): {why}; "
+                  "--budget deep runs it" for name, why in plan.skip.items()}
+
+
+def _retime(ctx) -> None:
+    """Time a forward pass and up to two training steps of doctor's own step, keeping the fastest."""
+    import torch  # noqa: PLC0415
+
+    def clock() -> float:
+        if ctx.device.type == "cuda":
+            torch.cuda.synchronize(ctx.device)
+        return time.perf_counter()
+
+    from doctor.collect.context import model_output  # noqa: PLC0415
+
+    model = ctx.fresh_model()
+    x, _ = ctx.train_batches[0]
+    try:
+        with torch.no_grad():
+            t = clock()
+            model_output(model, x)
+            ctx.forward_s = min(ctx.forward_s, clock() - t)
+        opt, step = ctx.make_optimizer(model), ctx.step_fn()
+        spent = 0.0
+        for i in range(2):
+            t = clock()
+            step(model, ctx.train_batches[i % len(ctx.train_batches)], opt)
+            took = clock() - t
+            ctx.step_s, spent = min(ctx.step_s, took), spent + took
+            if spent > 2.0:  # a slow step times well enough once
+                break
+    except Exception:  # noqa: BLE001 - the probes will meet (and report) whatever this step raised
+        pass
+    finally:
+        ctx.fresh_model()
+        model.zero_grad(set_to_none=True)
+
+
 def _await_spec(workdir: Path) -> bool:
     """Import torch while the parent finishes reading its config; True once it has written spec.json."""
     import torch  # noqa: F401, PLC0415 - the seconds this takes overlap the parent's own start-up
@@ -179,6 +239,7 @@ def main(workdir: Path) -> int:
         return EXIT_TARGET
 
     ctx.checkpoint = out.save
+    skip_for_time = _fit_to_time(ctx, metrics, spent_s=time.perf_counter() - t0) if not spec.static_only else {}
     if isinstance(ctx.broken.cause if ctx.broken else None, TargetError):
         cause = ctx.broken.cause
         metrics.errors.append(ErrorRecord(kind="forward", message=str(cause), hint=cause.hint or _FORWARD_HINT))
@@ -189,6 +250,10 @@ def main(workdir: Path) -> int:
             for name in probe.reported:
                 metrics.probes.append(ProbeRecord(name=name, status=ProbeStatus.skipped,
                                                   reason="the model's forward pass or loss raised (see the error)"))
+            continue
+        if probe.name in skip_for_time:
+            for name in probe.reported:
+                metrics.probes.append(ProbeRecord(name=name, status=ProbeStatus.skipped, reason=skip_for_time[probe.name]))
             continue
         if spec.budget not in probe.budgets:
             why = (f"not run at --budget {spec.budget}: it runs at {' and '.join(probe.budgets)}"

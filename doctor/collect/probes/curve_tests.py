@@ -13,6 +13,7 @@ from typing import Optional, Sequence
 
 from scipy import stats
 
+from doctor.collect.pace import MIN_CURVE_STEPS
 from doctor.collect.probes import Probe, SkipProbe
 from doctor.curves import gap_tests, rolling_median, trend_p
 
@@ -95,6 +96,9 @@ def run(ctx) -> None:
     train = series.get("loss.train")
     if train is None:
         raise SkipProbe("the training burst published no training-loss curve")
+    if ctx.full_budget is not None and ctx.budget.train_steps < MIN_CURVE_STEPS:
+        raise SkipProbe(f"the burst was cut to {ctx.budget.train_steps} steps to fit the time; the curve tests need "
+                        f"{MIN_CURVE_STEPS} (--budget deep runs them)")
     losses = [v for v in train.y]
     if any(v is None or not math.isfinite(v) for v in losses):
         raise SkipProbe("the training loss became NaN or infinite (see nan-loss)")

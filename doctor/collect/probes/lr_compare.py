@@ -55,6 +55,8 @@ def run(ctx) -> None:
         raise SkipProbe("the range test found no suggested rate to compare with")
     if ratio > 1 / FACTOR:
         raise SkipProbe(f"the configured rate is within {FACTOR:.0f}x of the range test's suggestion")
+    if ctx.full_budget is not None:  # two more runs of up to 30 steps each: the first thing a cut plan drops
+        raise SkipProbe("the budget was cut to fit its time, and the rate comparison trains twice more")
     lr = sc.get("setup.lr")
     steps = max(5, min(MAX_STEPS, ctx.budget.train_steps))
     held = ctx.train_batches[: ctx.budget.eval_batches]

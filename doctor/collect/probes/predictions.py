@@ -51,7 +51,8 @@ def run(ctx) -> None:
     if reason:
         raise SkipProbe(f"no trained weights to examine: {reason}")
     model = ctx.setup.model
-    batches = ctx.val_batches or ctx.train_batches[: ctx.budget.eval_batches]
+    val = ctx.val_batches[: ctx.budget.eval_batches] if ctx.full_budget is not None else ctx.val_batches  # cut to fit
+    batches = val or ctx.train_batches[: ctx.budget.eval_batches]
     train_mode_without_dropout(model)
     recalibrate_batchnorm(model, [x for x, _ in ctx.train_batches[: ctx.budget.eval_batches]], model_output)
     model.eval()

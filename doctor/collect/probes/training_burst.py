@@ -9,12 +9,14 @@ from __future__ import annotations
 from typing import Any, Optional
 
 import torch
+from torch import nn
 
 from doctor import curves
 from doctor.collect.burst import BurstResult, run_burst
 from doctor.collect.context import model_output
 from doctor.collect.data import cycle
 from doctor.collect.instrument import ActStats, GradStats
+from doctor.collect.pace import MIN_CURVE_STEPS
 from doctor.collect.probes import Probe
 from doctor.collect.scan import NO_TRAIN
 from doctor.collect.target import TargetError
@@ -56,8 +58,10 @@ def _evaluator(ctx, model):
         acc = correct / count if count else torch.full((), float("nan"), device=ctx.device)
         return [loss / max(len(batches), 1), acc]
 
+    val = ctx.val_batches[: ctx.budget.eval_batches] if ctx.full_budget is not None else ctx.val_batches  # cut to fit
+
     def evaluate() -> torch.Tensor:
-        return torch.stack(over(ctx.val_batches) + over(train_eval))
+        return torch.stack(over(val) + over(train_eval))
 
     return evaluate
 
@@ -113,7 +117,11 @@ def _publish_grads(ctx, summary: dict[str, Any]) -> None:
         ctx.metrics.layers.setdefault(name, {}).update(row)
     # The depth ratio compares weight layers only: an embedding's gradient is sparse (rows of unseen
     # tokens get none) and a norm layer's scale says little about the signal reaching the layer.
-    weights = [n for n in layers if ctx.metrics.layer_types.get(n, "") not in _NOT_WEIGHT_LAYERS]
+    # Parameters held by a container itself (ViT's class token and position embedding, on the root and on
+    # its encoder) are not a layer of the signal path: their gradient sums over every position.
+    mods = dict(ctx.setup.model.named_modules())
+    weights = [n for n in layers if ctx.metrics.layer_types.get(n, "") not in _NOT_WEIGHT_LAYERS and n in mods and n
+               and (not any(True for _ in mods[n].children()) or isinstance(mods[n], nn.MultiheadAttention))]
     if len(weights) >= 2:
         names = list(layers)
         first, last = weights[0], weights[-1]
@@ -186,7 +194,9 @@ def run(ctx) -> Optional[dict[str, str]]:
         ctx.checkpoint()
 
     try:
-        evaluate = _evaluator(ctx, model) if (not ctx.synthetic and ctx.val_batches) else None
+        # A burst cut below MIN_CURVE_STEPS judges no curve (below), so it spends nothing on evaluations.
+        short = ctx.full_budget is not None and steps < MIN_CURVE_STEPS
+        evaluate = _evaluator(ctx, model) if (not ctx.synthetic and ctx.val_batches and not short) else None
         res = run_burst(
             model, cycle(ctx.train_batches), steps, step_fn, opt, grads=grads, acts=acts,
             act_from_step=steps // 2, evaluate=evaluate, eval_every=ctx.budget.eval_every,
@@ -199,7 +209,13 @@ def run(ctx) -> Optional[dict[str, str]]:
         ctx.metrics.layer_sites.setdefault(name, site)
     if not ctx.synthetic:
         _publish_curves(ctx, res)
-        _curve_scalars(ctx, res)
+        if short:  # NaN is still NaN; trends and gaps over a handful of steps would be guesses
+            ctx.metrics.scalars.update({"train.steps": res.steps_run,
+                                        "loss.nonfinite": curves.first_nonfinite(res.losses) >= 0})
+            skipped["train_val"] = (f"the burst was cut to {steps} steps to fit the time; the loss curve's trend "
+                                    f"and the train/validation gap need {MIN_CURVE_STEPS} (--budget deep runs them)")
+        else:
+            _curve_scalars(ctx, res)
     skipped.pop("train_val_val", None)
     if not acts.types:
         skipped["activation_health"] = ("no ReLU, ReLU6, sigmoid or tanh in the model: neither modules nor "
