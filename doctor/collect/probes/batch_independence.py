@@ -22,6 +22,30 @@ PROBED_ROWS = (0, -1)  # the first and the last row's outputs are differentiated
 
 
 def run(ctx) -> None:
+    try:
+        _measure(ctx, at=None)
+    except _ZeroGradient:
+        # The output layer starts at zero (torchvision's ViT does this): the output is constant at the initial
+        # weights, so measure on what that layer reads instead, which still mixes samples if anything does.
+        at = ctx.metrics.scalars.get("static.output_layer")
+        if not isinstance(at, str) or not at:
+            raise SkipProbe(_NO_GRADIENT) from None
+        try:
+            _measure(ctx, at=at)
+        except _ZeroGradient:
+            raise SkipProbe(_NO_GRADIENT) from None
+
+
+_NO_GRADIENT = ("the outputs have no gradient with respect to the inputs at the initial weights (the model ignores "
+                "them, or its layers start at zero)")
+
+
+class _ZeroGradient(Exception):
+    pass
+
+
+def _measure(ctx, at: str | None) -> None:
+    """Measure batch dependence of the model's output, or of the input of the layer named `at`."""
     model = ctx.fresh_model()
     x, _ = ctx.train_batches[0]
     n = min(SAMPLES, x.shape[0])
@@ -35,7 +59,7 @@ def run(ctx) -> None:
         if x.is_floating_point():
             x.requires_grad_(True)
             inputs = [x]
-            out = model_output(model, x)
+            out = _output(model, x, at)
         else:
             def keep(_m: nn.Module, _inp: Any, o: Any) -> None:
                 if isinstance(o, torch.Tensor) and o.is_floating_point() and o.requires_grad and o.shape[:1] == (n,):
@@ -43,7 +67,7 @@ def run(ctx) -> None:
             for mod in model.modules():
                 if isinstance(mod, (nn.Embedding, nn.EmbeddingBag)):
                     handles.append(mod.register_forward_hook(keep))
-            out = model_output(model, x)
+            out = _output(model, x, at)
             inputs = captured
             if not inputs:
                 raise SkipProbe("the inputs are not floating point and no embedding layer produced a per-sample "
@@ -80,9 +104,28 @@ def run(ctx) -> None:
     sc["batch.samples"] = n
     sc["batch.through_embedding"] = not x.is_floating_point()
     if own_max == 0 and other_max == 0:
-        raise SkipProbe("the outputs have no gradient with respect to the inputs (the model ignores them)")
+        raise _ZeroGradient()
     # Share of the gradient of a row's output that lands on the other rows: 0 for independent samples.
     sc["batch.dependence"] = share
+
+
+def _output(model: nn.Module, x: torch.Tensor, at: str | None) -> torch.Tensor:
+    """The model's output, or the (first) input of the submodule `at` during the forward pass."""
+    if at is None:
+        return model_output(model, x)
+    seen: list[torch.Tensor] = []
+    layer = dict(model.named_modules()).get(at)
+    if layer is None:
+        raise _ZeroGradient()
+    handle = layer.register_forward_pre_hook(
+        lambda _m, args: seen.append(args[0]) if args and isinstance(args[0], torch.Tensor) else None)
+    try:
+        model_output(model, x)
+    finally:
+        handle.remove()
+    if not seen:
+        raise _ZeroGradient()
+    return seen[0].reshape(seen[0].shape[0], -1) if seen[0].dim() > 1 else seen[0]
 
 
 PROBE = Probe(

@@ -159,11 +159,20 @@ def _init(a: Analysis, f: Facts) -> None:
             continue  # a normalisation layer right after undoes any scale
         if is_out:
             continue  # the output layer's scale sets the initial logits, which the init_loss probe measures
-        entry = (scale, path, "He" if he else "Xavier", std)
-        if worst is None or scale > worst[0]:
-            worst = entry
-        if smallest is None or scale < smallest[0]:
-            smallest = entry
+        if he:
+            high = low = (scale, path, "He", std)
+        else:
+            # Xavier averages fan-in and fan-out; a layer whose fan-out dwarfs its fan-in (a patch-embedding
+            # conv, stride = kernel: ViT's conv_proj has fan-out 256x its fan-in) is rightly drawn at the
+            # LeCun scale 1/sqrt(fan_in), which keeps the forward signal's scale. Too large is judged against
+            # the larger of the two, too small against the smaller, so neither flags a standard init.
+            lecun = math.sqrt(1.0 / fan_in)
+            high = (std / max(ref, lecun), path, "Xavier" if ref >= lecun else "LeCun (fan-in)", std)
+            low = (std / min(ref, lecun), path, "Xavier" if ref <= lecun else "LeCun (fan-in)", std)
+        if worst is None or high[0] > worst[0]:
+            worst = high
+        if smallest is None or low[0] < smallest[0]:
+            smallest = low
     f.scalars["static.constant_init_layers"] = len(constant)
     if constant:
         f.scalars["static.constant_init_at"] = constant[0][0]
