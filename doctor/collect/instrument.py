@@ -444,7 +444,8 @@ class UpdateStats:
 def recalibrate_batchnorm(model: nn.Module, batches: list[torch.Tensor],
                           forward: Callable[[nn.Module, torch.Tensor], Any]) -> None:
     """Replace BatchNorm running statistics by the exact average over `batches` (train-mode passes with
-    momentum=None), then restore each layer's momentum; a no-op without BatchNorm.
+    momentum=None, variances as train mode computes them), then restore each layer's momentum; a no-op
+    without BatchNorm.
 
     A short probe cannot wait for running statistics to converge (torchvision's MobileNetV3 uses
     momentum 0.01: hundreds of steps); without this, eval mode after a burst measures that lag.
@@ -454,6 +455,13 @@ def recalibrate_batchnorm(model: nn.Module, batches: list[torch.Tensor],
     if not norms:
         return
     saved = [(m, m.momentum, m.training) for m in norms]
+    counts: dict[nn.Module, list[int]] = {m: [] for m in norms}  # values per channel in each pass
+
+    def count(mod: nn.Module, args: tuple) -> None:
+        if args and isinstance(args[0], torch.Tensor) and args[0].dim() >= 2:
+            counts[mod].append(args[0].numel() // max(args[0].shape[1], 1))
+
+    handles = [m.register_forward_pre_hook(count) for m in norms]
     try:
         for m in norms:
             m.reset_running_stats()
@@ -462,7 +470,15 @@ def recalibrate_batchnorm(model: nn.Module, batches: list[torch.Tensor],
         with torch.no_grad():
             for x in batches:
                 forward(model, x)
+            # Train mode normalises by the batch's biased variance, running_var stores the unbiased one: on
+            # few values per channel (8 samples after global pooling) that n/(n-1) alone separates the modes.
+            for m, ns in counts.items():
+                if ns and m.running_var is not None:
+                    factor = sum((n - 1) / n for n in ns if n > 1) / max(sum(1 for n in ns if n > 1), 1)
+                    m.running_var.mul_(factor)
     finally:
+        for h in handles:
+            h.remove()
         for m, momentum, training in saved:
             m.momentum = momentum
             m.train(training)
