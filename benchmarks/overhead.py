@@ -31,6 +31,10 @@ def _models(device: torch.device) -> dict[str, tuple]:
                              torch.randn(32 if device.type == "cpu" else 256, 3, 32, 32, generator=g), None),
         "resnet50": lambda: (torchvision.models.resnet50(num_classes=1000),
                              torch.randn(64, 3, 224, 224, generator=g), None),
+        "vit_b_16": lambda: (torchvision.models.vit_b_16(num_classes=10),
+                             torch.randn(8 if device.type == "cpu" else 64, 3, 224, 224, generator=g), None),
+        "mobilenet_v3": lambda: (torchvision.models.mobilenet_v3_small(num_classes=10),
+                                 torch.randn(8 if device.type == "cpu" else 128, 3, 224, 224, generator=g), None),
     }
     return cases
 
@@ -44,7 +48,7 @@ def bench(name: str, model: nn.Module, x: torch.Tensor, device: torch.device, st
           checkpoint_every: int = 20) -> dict[str, float]:
     model = model.to(device).train()
     x = x.to(device)
-    classes = 10 if name != "resnet50" else 1000
+    classes = 1000 if name == "resnet50" else 10
     y = torch.randint(0, classes, (x.shape[0],), device=device)
     opt = torch.optim.SGD(model.parameters(), lr=0.01, momentum=0.9)
     loss_fn = nn.CrossEntropyLoss()
