@@ -159,6 +159,7 @@ def test_plans_get_cheaper_as_steps_get_slower_and_always_fit_when_they_can() ->
         plan = pace.fit(b, step_s=step_s, forward_s=step_s / 3, batch=8, spent_s=5.0)
         cost = pace.estimate(plan.budget, step_s, step_s / 3, 8, frozenset(plan.skip))
         assert plan.budget.train_steps <= b.train_steps
+        assert plan.budget.init_batches == b.init_batches  # forward passes only: a verdict must not hang on load
         if last is not None:
             assert plan.budget.train_steps <= last.budget.train_steps
             assert len(plan.skip) >= len(last.skip)

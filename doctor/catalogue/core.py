@@ -17,6 +17,8 @@ METRICS: list[MetricDef] = [
            "that starts with a warm-up)."),
     metric("setup.lr_raised", "setup", "The optimizer's scheduler starts below its peak rate (a warm-up); doctor's "
            "probes train at the peak, this many times the step-0 rate.", unit="x"),
+    metric("setup.adaptive_optimizer", "setup", "The optimizer scales each step by a running gradient size (Adam, "
+           "AdamW, RMSprop, Adagrad and their kin), so a step moves each weight by about the rate.", kind="bool"),
     metric("setup.task", "setup", "The task: classification, binary, multilabel or regression.", kind="text"),
     metric("setup.last_batch_rows", "setup", "Samples in the last batch of each epoch of the training loader (its "
                                               "dataset size modulo the batch size, unless drop_last).", unit="samples"),
@@ -85,7 +87,7 @@ METRICS: list[MetricDef] = [
     metric("act.saturated_layers", "activation_health", "Sigmoid/tanh layers with more than half their outputs saturated.", unit="layers"),
     metric("act.kind", "activation_health", "Activation type of this layer (relu, sigmoid, tanh, ...).", scope="layer", kind="text"),
     metric("act.units", "activation_health", "Units (channels or features) in this activation layer.", scope="layer", unit="units"),
-    metric("act.dead_frac", "activation_health", "Fraction of units active on fewer than 1% of inputs (ReLU family).", scope="layer", unit="fraction"),
+    metric("act.dead_frac", "activation_health", "Fraction of units active on fewer than 0.1% of inputs (ReLU family).", scope="layer", unit="fraction"),
     metric("act.active_frac", "activation_health", "Mean fraction of outputs that are positive (ReLU family).", scope="layer", unit="fraction"),
     metric("act.saturated_frac", "activation_health", "Fraction of outputs in the flat tails (sigmoid <0.01 or >0.99, |tanh| >0.99).", scope="layer", unit="fraction"),
     # train/val burst

@@ -388,6 +388,8 @@ def prepare(setup: TrainingSetup, metrics: Metrics, budget: Budget, device: torc
         "setup.num_params": sum(p.numel() for p in model.parameters() if p.requires_grad),
         "setup.lr": float(lr) if isinstance(lr, (int, float)) else None,
         "setup.lr_raised": round(ctx.lr_raised, 6) if ctx.lr_raised > 1 else None,
+        # Optimizers that divide each step by a running gradient scale, so a step is about the rate itself
+        "setup.adaptive_optimizer": any(c.__name__ in ADAPTIVE_OPTIMIZERS for c in type(opt).__mro__),
         "setup.task": task,
         "setup.count_loss": isinstance(loss_fn, nn.PoissonNLLLoss),
         "setup.last_batch_rows": last_rows[0] if last_rows else None,
@@ -494,6 +496,10 @@ def _synthetic_targets(out: torch.Tensor, task: str, num_outputs: int, seed: int
     if task in ("binary", "multilabel"):
         return torch.randint(0, 2, tuple(out.shape), generator=g).to(out.device, out.dtype)
     return torch.randn(tuple(out.shape), generator=g).to(out.device, out.dtype)
+
+
+ADAPTIVE_OPTIMIZERS = frozenset({"Adam", "AdamW", "Adamax", "NAdam", "RAdam", "RMSprop", "Adagrad", "Adadelta",
+                                 "SparseAdam", "Adafactor", "Lion", "LAMB", "Lamb", "Adan"})
 
 
 def expected_init_loss(task: str, num_outputs: int) -> Optional[float]:
