@@ -584,3 +584,10 @@ def test_forward_that_raises_keeps_the_data_probes(tmp_path):
 def test_infer_task_without_an_output_size():
     assert datamod.infer_task(None, torch.tensor([0, 1, 1, 0]), None) == "binary"
     assert datamod.infer_task(None, torch.tensor([0, 2, 1]), None) == "classification"
+
+
+def test_infer_task_for_a_class_per_position():
+    tags = torch.randint(0, 5, (4, 20))  # (N, T) tags against (N, T, 5) scores: sequence tagging
+    assert datamod.infer_task(None, tags, 5) == "classification"
+    assert datamod.infer_task(None, tags.float(), 20) == "regression"  # (N, T) values against (N, T) outputs
+    assert datamod.infer_task(None, torch.randint(0, 9, (4, 20)), 20) == "regression"  # counts per position

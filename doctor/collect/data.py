@@ -167,6 +167,9 @@ def infer_task(loss_fn: Any, targets: Optional[torch.Tensor], out_dim: Optional[
             if out_dim is None:  # the output size is unknown (the forward raised): judge by the labels alone
                 return "classification" if targets.numel() and int(targets.max()) > 1 else "binary"
             return "classification" if out_dim > 1 else "binary"
+        if (not targets.is_floating_point() and targets.dim() >= 2 and out_dim is not None and out_dim > 1
+                and targets.shape[-1] != out_dim):
+            return "classification"  # a class index per position: (N, T) tags against (N, T, C) scores
         if targets.is_floating_point():
             finite = targets[torch.isfinite(targets)]
             binary_values = finite.numel() > 0 and bool(((finite == 0) | (finite == 1)).all())
