@@ -69,6 +69,9 @@ def _parser() -> argparse.ArgumentParser:
     c.add_argument("--baseline", type=Path, metavar="FILE", help="fail only on findings not recorded in FILE")
     c.add_argument("--write-baseline", type=Path, metavar="FILE",
                    help="record the current findings in FILE (for --baseline) and exit 0")
+    c.add_argument("--verify-fixes", action="store_true", default=None,
+                   help="apply each finding's fix in a re-run burst (the file is not changed) and report whether "
+                        "the symptom went")
     c.add_argument("--metrics", type=Path, help="judge a saved metrics.json instead of running the target")
     c.add_argument("--logdir", type=Path, metavar="RUN_DIR",
                    help="judge a finished run from the TensorBoard event files under RUN_DIR (no model needed)")
@@ -242,6 +245,7 @@ def _settings(args: argparse.Namespace, cfg: "Loaded") -> dict:
         "fail_on": pick(args.fail_on, c.fail_on, "error"),
         "timeout": pick(args.timeout, c.timeout, None),
         "baseline": args.baseline if args.baseline is not None else cfg.baseline(),
+        "verify_fixes": bool(pick(args.verify_fixes, c.verify_fixes, False)),
     }
 
 
@@ -263,7 +267,7 @@ def _select_rules(args: argparse.Namespace, cfg: "Loaded", rules: list["Rule"]) 
 
 
 def _metrics(args: argparse.Namespace, settings: dict, console: Console, path: str, factory: Optional[str],
-             meanwhile=lambda: None):
+             meanwhile=lambda: None, plan_fixes=None):
     """Measure (or read) the metrics; returns (metrics, collector log, failed-to-start ExitCode or None)."""
     from doctor.metrics import Metrics  # noqa: PLC0415
 
@@ -289,14 +293,18 @@ def _metrics(args: argparse.Namespace, settings: dict, console: Console, path: s
     from doctor.collect.spec import CollectSpec  # noqa: PLC0415
     from doctor.runner import collect  # noqa: PLC0415
 
+    verify = settings["verify_fixes"] and not args.static
     spec = CollectSpec(target=os.path.abspath(path), factory=factory, budget=settings["budget"],
-                       device=settings["device"], seed=settings["seed"], static_only=args.static)
+                       device=settings["device"], seed=settings["seed"], static_only=args.static, verify_fixes=verify)
     timeout = settings["timeout"] if settings["timeout"] is not None else BUDGET_SPECS[settings["budget"]].timeout_s
+    if verify and settings["timeout"] is None:  # each verified fix re-runs a burst: room for about two more runs
+        timeout *= 3
     if not timeout > 0:  # also refuses NaN, which no deadline would ever pass
         raise UsageError("--timeout must be positive")
     collector, args.collector = getattr(args, "collector", None), None  # collect() closes it
     try:
-        collected = collect(spec, timeout, progress=console.progress, meanwhile=meanwhile, collector=collector)
+        collected = collect(spec, timeout, progress=console.progress, meanwhile=meanwhile, collector=collector,
+                            plan_fixes=plan_fixes)
     finally:
         console.clear()
     metrics = collected.metrics
@@ -347,7 +355,14 @@ def cmd_check(args: argparse.Namespace) -> int:
         import doctor.baseline, doctor.engine.evaluate, doctor.render, doctor.report, doctor.suppress  # noqa: E401,F401,PLC0415
 
     # The rules load while the collector imports torch; --metrics and --logdir start no collector.
-    metrics, log, early = _metrics(args, settings, console, path, factory, meanwhile=load)
+    def plan_fixes(measured):  # --verify-fixes: the collector waits for this once its probes are done
+        from doctor.engine.verdict import plan  # noqa: PLC0415
+
+        if "rules" not in loaded:
+            load()
+        return plan(loaded["rules"], measured)
+
+    metrics, log, early = _metrics(args, settings, console, path, factory, meanwhile=load, plan_fixes=plan_fixes)
     if early is not None:
         return early
     if "every" not in loaded:
@@ -358,6 +373,10 @@ def cmd_check(args: argparse.Namespace) -> int:
     from doctor.render import render, write_outputs  # noqa: PLC0415
     from doctor.report import Report, Status  # noqa: PLC0415
     judgement = judge(rules, metrics)
+    if metrics.verifications:
+        from doctor.engine.verdict import attach  # noqa: PLC0415
+
+        attach(judgement.findings, rules, metrics)
     baseline.assign(judgement.findings)
     decided = set(judgement.passed) | {f.rule for f in judgement.findings}
     silenced = suppress.apply(judgement.findings, path if path and os.path.isfile(path) else None,

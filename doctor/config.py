@@ -14,6 +14,7 @@ Keys are kebab-case, as in pyproject.toml tools generally:
     fail-on = "warning"                      # error | warning | info | never
     timeout = 300                            # seconds for the whole collection
     baseline = "doctor-baseline.json"        # relative to this file
+    verify-fixes = true                      # apply each finding's fix in a re-run and report the verdict
 
     [tool.doctor.severity]                   # per-rule severity
     init-loss = "info"
@@ -30,7 +31,7 @@ import tomllib
 from pathlib import Path
 from typing import Any, Literal, Optional, Union
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError
+from pydantic import AliasChoices, BaseModel, ConfigDict, Field, ValidationError
 
 from doctor.collect.spec import SEED_LIMIT
 from doctor.engine.schema import suggest
@@ -77,6 +78,8 @@ class Config(BaseModel):
     fail_on: Optional[Literal["error", "warning", "info", "never"]] = Field(default=None, alias="fail-on")
     timeout: Optional[float] = Field(default=None, gt=0)
     baseline: Optional[str] = None
+    # --verify-fixes by default; the spelling (verify_fixes) is accepted beside the kebab-case key
+    verify_fixes: Optional[bool] = Field(default=None, validation_alias=AliasChoices("verify-fixes", "verify_fixes"))
     severity: dict[str, Literal["error", "warning", "info"]] = Field(default_factory=dict)
     params: dict[str, dict[str, ParamValue]] = Field(default_factory=dict)
 

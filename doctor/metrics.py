@@ -86,6 +86,32 @@ class SetupInfo(BaseModel):
     notes: list[str] = Field(default_factory=list)
 
 
+class FixRequest(BaseModel):
+    """One fix the parent asks the collector to apply and re-measure (--verify-fixes)."""
+
+    rule: str
+    cause: str
+    fix: str  # a fix kind: doctor/collect/fixes/<kind>.py
+    probes: list[str] = Field(default_factory=list)  # the probes to re-run with the fix applied
+
+
+class Verification(BaseModel):
+    """What the probes measured again with one fix applied, on the same seed and batches."""
+
+    request: FixRequest
+    applied: str = ""  # what was changed, in one sentence with its numbers ("" when it could not be applied)
+    not_applicable: str = ""  # why the fix had nothing to change in this setup
+    error: str = ""  # a probe that failed with the fix applied
+    # The headline compared before and after: the final training loss, or, for a fix that changes the
+    # loss's units (a loss swapped, targets rescaled), the share of its start the loss lost.
+    metric: str = "loss.train_end"
+    duration_s: float = 0.0
+    scalars: dict[str, Value] = Field(default_factory=dict)
+    layers: dict[str, dict[str, Value]] = Field(default_factory=dict)
+    series: dict[str, Series] = Field(default_factory=dict)
+    probes: list[ProbeRecord] = Field(default_factory=list)
+
+
 class Metrics(BaseModel):
     """Everything the collector measured, JSON-serialisable. Missing names were not measured."""
 
@@ -105,6 +131,7 @@ class Metrics(BaseModel):
     series: dict[str, Series] = Field(default_factory=dict)
     probes: list[ProbeRecord] = Field(default_factory=list)
     errors: list[ErrorRecord] = Field(default_factory=list)
+    verifications: list[Verification] = Field(default_factory=list)  # --verify-fixes: the re-measured fixes
 
     def probe(self, name: str) -> Optional[ProbeRecord]:
         return next((p for p in self.probes if p.name == name), None)

@@ -37,6 +37,22 @@ class Evidence(BaseModel):
     unit: str = ""
 
 
+class FixCheck(BaseModel):
+    """--verify-fixes: a cause's fix applied in a re-run, and whether the symptom went (DESIGN §8, issue 10)."""
+
+    fix: str  # the fix kind (doctor/collect/fixes/<kind>.py)
+    cause: str
+    applied: str = ""  # what was changed, with its numbers
+    verdict: Literal["confirmed", "partial", "not confirmed"] = "not confirmed"
+    still_fires: Optional[bool] = None  # the rule fired again on what was measured with the fix (None: could not tell)
+    metric: str = "loss.train_end"  # the headline compared before and after (loss.train_rel_drop when units change)
+    before: Optional[float] = None
+    after: Optional[float] = None
+    summary: str = ""  # one sentence with the numbers
+    cost_s: float = 0.0  # seconds the re-run took
+    chart: Optional[str] = None  # name of the before/after series pair in the metrics (loss.train)
+
+
 class RankedCause(BaseModel):
     id: str
     text: str
@@ -45,6 +61,7 @@ class RankedCause(BaseModel):
     # "unknown": its `when` needed a metric that was not measured.
     status: Literal["supported", "possible", "ruled_out", "unknown"] = "possible"
     evidence: list[Evidence] = Field(default_factory=list)
+    verification: Optional[FixCheck] = None  # --verify-fixes: its fix tried in a re-run
 
 
 class Finding(BaseModel):
@@ -69,6 +86,8 @@ class Finding(BaseModel):
     consequence_of: Optional[str] = None
     # For a suppressed finding: the `# doctor: ignore[...]` comment that silenced it, as file:line.
     suppressed_by: Optional[str] = None
+    # --verify-fixes: the first verified fix of its causes, in the ranking before verification
+    verification: Optional[FixCheck] = None
 
 
 class Suppression(BaseModel):

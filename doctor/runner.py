@@ -17,8 +17,12 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Callable, Optional
 
-from doctor.collect.spec import LOG_FILE, METRICS_FILE, PROGRESS_FILE, SPEC_FILE, CollectSpec
-from doctor.metrics import ErrorRecord, Metrics, ProbeRecord, ProbeStatus
+from doctor.collect.spec import (AWAIT_VERIFY, LOG_FILE, METRICS_FILE, PROGRESS_FILE, SPEC_FILE, VERIFY_FILE,
+                                 CollectSpec)
+from doctor.metrics import ErrorRecord, FixRequest, Metrics, ProbeRecord, ProbeStatus
+
+# --verify-fixes: given what the probes measured, the fixes to apply and re-measure (none: an empty list)
+PlanFixes = Callable[[Metrics], list[FixRequest]]
 
 
 @dataclass
@@ -115,7 +119,8 @@ class Collector:
 
 
 def collect(spec: CollectSpec, timeout_s: float, *, progress: Callable[[str], None] = lambda _m: None,
-            meanwhile: Callable[[], None] = lambda: None, collector: Optional[Collector] = None) -> Collected:
+            meanwhile: Callable[[], None] = lambda: None, collector: Optional[Collector] = None,
+            plan_fixes: Optional[PlanFixes] = None) -> Collected:
     """Run the collector on `spec`; always returns Metrics, with an ErrorRecord when the child failed.
 
     `collector` is one started earlier (`Collector()`), else one starts now; either way it is closed here.
@@ -124,13 +129,24 @@ def collect(spec: CollectSpec, timeout_s: float, *, progress: Callable[[str], No
     """
     collector = collector or Collector()
     try:
-        return _wait(collector, spec, timeout_s, progress, meanwhile)
+        return _wait(collector, spec, timeout_s, progress, meanwhile, plan_fixes)
     finally:
         collector.close()
 
 
+def _answer(work: Path, plan_fixes: Optional[PlanFixes]) -> None:
+    """Judge what the collector saved and write the fixes it should verify (atomically: it polls for the file)."""
+    requests: list[FixRequest] = []
+    raw = _read_json(work / METRICS_FILE)
+    if plan_fixes is not None and raw:
+        requests = plan_fixes(Metrics.model_validate(raw))
+    tmp = work / (VERIFY_FILE + ".tmp")
+    tmp.write_text(json.dumps([r.model_dump() for r in requests]))
+    os.replace(tmp, work / VERIFY_FILE)
+
+
 def _wait(collector: Collector, spec: CollectSpec, timeout_s: float, progress: Callable[[str], None],
-          meanwhile: Callable[[], None]) -> Collected:
+          meanwhile: Callable[[], None], plan_fixes: Optional[PlanFixes] = None) -> Collected:
     work, child = collector.work, collector.child
     collector.send(spec)
     deadline = time.monotonic() + timeout_s
@@ -147,8 +163,12 @@ def _wait(collector: Collector, spec: CollectSpec, timeout_s: float, progress: C
     # Ctrl-C or SIGTERM (a cancelled CI job) raise out of here; collect() then closes the collector,
     # which kills the child (it has its own session, so it would outlive us).
     meanwhile()
+    answered = False
     while child.poll() is None:
         show_new()
+        if not answered and spec.verify_fixes and (_read_json(work / PROGRESS_FILE) or {}).get("probe") == AWAIT_VERIFY:
+            answered = True
+            _answer(work, plan_fixes)
         if time.monotonic() > deadline:
             timed_out = True
             _kill(child)

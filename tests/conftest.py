@@ -29,8 +29,8 @@ def pytest_collection_modifyitems(items) -> None:
     """Under pytest-xdist, keep each test module on one worker, except the per-fixture checks.
 
     Several modules share a module-scoped doctor run between their tests; split across workers,
-    each worker would run it again. test_fixtures.py has no shared state, so its ~80 checks spread.
+    each worker would run it again. test_fixtures.py and test_verify.py have no shared state, so their checks spread.
     """
     for item in items:
-        if item.path.name != "test_fixtures.py":
+        if item.path.name not in ("test_fixtures.py", "test_verify.py"):
             item.add_marker(pytest.mark.xdist_group(item.path.stem))

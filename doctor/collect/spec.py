@@ -16,9 +16,12 @@ class CollectSpec(BaseModel):
     device: Literal["auto", "cpu", "cuda"] = "auto"
     seed: int = Field(default=0, ge=0, lt=SEED_LIMIT)
     static_only: bool = False
+    verify_fixes: bool = False  # after the probes, wait for verify.json and re-measure the fixes it names
 
 
 SPEC_FILE = "spec.json"
 METRICS_FILE = "metrics.json"
 PROGRESS_FILE = "progress.json"
 LOG_FILE = "collector.log"
+VERIFY_FILE = "verify.json"  # the parent's list of FixRequest, written once the probes are done
+AWAIT_VERIFY = "awaiting-verify"  # the progress stage while the collector waits for it

@@ -300,8 +300,23 @@ def main(workdir: Path) -> int:
     crash.no_crash(metrics)
     metrics.duration_s = time.perf_counter() - t0
     out.save()
+    if spec.verify_fixes and not spec.static_only and ctx.broken is None:
+        _verify(ctx, metrics, out, workdir)
     out.running("")
     return EXIT_TARGET if metrics.errors else EXIT_OK
+
+
+def _verify(ctx, metrics: Metrics, out: Writer, workdir: Path) -> None:
+    """--verify-fixes: the parent judges what was saved and names the fixes; apply each and re-measure."""
+    from doctor.collect import verify  # noqa: PLC0415
+    from doctor.collect.spec import AWAIT_VERIFY  # noqa: PLC0415
+
+    out.running(AWAIT_VERIFY)
+    for request in verify.await_requests(workdir):
+        out.running(f"verify {request.fix}", tuple(request.probes))
+        _say(f"verify {request.fix} for {request.rule}")
+        metrics.verifications.append(verify.run(ctx, request, _say))
+        out.save()
 
 
 def _leave(code: int) -> None:

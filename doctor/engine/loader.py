@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import difflib
 import re
 from dataclasses import dataclass, field, replace
 from pathlib import Path
@@ -10,6 +11,7 @@ from typing import Any, Iterable, Mapping, Optional, Union
 import yaml
 from pydantic import ValidationError
 
+from doctor.collect.fixes import FIX_KINDS
 from doctor.engine.expr import Expr, ExprError, compile_expr
 from doctor.engine.schema import CauseSpec, CheckSpec, DocSpec, RuleSpec, suggest
 from doctor.engine.template import RESERVED, Template, TemplateError, parse_template, spec_ok
@@ -55,6 +57,7 @@ class Cause:
     text: str
     fixes: tuple[str, ...]
     when: Optional[Expr]
+    apply: Optional[str] = None  # a fix kind --verify-fixes can apply
 
 
 @dataclass(frozen=True)
@@ -317,7 +320,11 @@ def load_rule_file(path: Union[str, Path]) -> Rule:
         cause_ids.add(c.id)
         expr = compile_at(("causes", i, "when"), c.when, f"causes[{i}].when") if c.when is not None else None
         _check_split_fixes(nodes.get(("causes", str(i), "fixes")), i, path, errors)
-        causes.append(Cause(id=c.id, text=c.text, fixes=tuple(c.fixes), when=expr))
+        if c.apply is not None and c.apply not in FIX_KINDS:
+            near = difflib.get_close_matches(c.apply, sorted(FIX_KINDS), n=1)
+            err(("causes", i, "apply"), f"causes[{i}].apply: unknown fix kind '{c.apply}'"
+                + (f" (did you mean '{near[0]}'?)" if near else f"; known: {', '.join(sorted(FIX_KINDS))}"))
+        causes.append(Cause(id=c.id, text=c.text, fixes=tuple(c.fixes), when=expr, apply=c.apply))
 
     def template_at(key_path: tuple, text: str, what: str) -> Optional[Template]:
         try:

@@ -94,6 +94,9 @@ class CauseSpec(_Spec):
     when: Optional[Text] = None
     text: Text
     fixes: Annotated[list[Text], Field(min_length=1)]
+    # A fix kind (doctor/collect/fixes/) that carries out this cause's first fix mechanically, so that
+    # --verify-fixes can apply it in a re-run and show whether the symptom goes.
+    apply: Optional[Kebab] = None
 
 
 def _check_shorthand(v: Any) -> Any:

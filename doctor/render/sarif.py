@@ -72,7 +72,8 @@ def _result(f: Finding, report: Report, index: dict[str, int]) -> dict[str, Any]
     fixes = [x for c in f.causes if c.status in ("supported", "possible") for x in c.fixes][:3]
     res["properties"] = {"symptom": f.symptom, "confidence": f.confidence,
                          **({"fixes": fixes} if fixes else {}),
-                         **({"evidence": {e.name: e.value for e in f.evidence}} if f.evidence else {})}
+                         **({"evidence": {e.name: e.value for e in f.evidence}} if f.evidence else {}),
+                         **({"verification": f.verification.model_dump()} if f.verification else {})}
     return res
 
 

@@ -50,6 +50,10 @@ def _finding(f: Finding, widths: tuple[int, int], p: _Paint, verbose: bool) -> l
         out.append(f"{pad}{p(code, f'{mark} {label:<9}')}  {c.text}" + (f"  [{_ev(c.evidence)}]" if c.evidence and verbose else ""))
         for fix in c.fixes:
             out.append(f"{pad}  {' ' * 11}{p('32', '->')} {fix}")
+        if c.verification is not None:
+            v = c.verification
+            code = {"confirmed": "32", "partial": "33", "not confirmed": "31"}[v.verdict]
+            out.append(f"{pad}  {' ' * 11}{p(code, f'verified: {v.verdict}')}  {v.summary} ({v.cost_s:.1f} s)")
     return out
 
 

@@ -1,0 +1,22 @@
+"""Replace every ReLU module by LeakyReLU(0.01), which keeps a gradient for negative inputs."""
+
+from __future__ import annotations
+
+from torch import nn
+
+from doctor.collect.fixes import NotApplicable, with_model
+
+
+def apply(ctx):
+    def change(model: nn.Module) -> int:
+        names = [name for name, mod in model.named_modules() if type(mod) in (nn.ReLU, nn.ReLU6)]
+        if not names:
+            raise NotApplicable("the ReLUs are function calls in forward, not modules doctor can swap")
+        for name in names:
+            parent_name, _, attr = name.rpartition(".")
+            parent = model.get_submodule(parent_name) if parent_name else model
+            setattr(parent, attr, nn.LeakyReLU(0.01))
+        return len(names)
+
+    fixed, n = with_model(ctx, change)
+    return fixed, f"{n} ReLU module{'s' if n != 1 else ''} replaced by LeakyReLU(0.01)"

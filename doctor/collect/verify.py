@@ -1,0 +1,83 @@
+"""Apply each fix the parent asks for to a copy of the probes' context and run the probes it names again."""
+
+from __future__ import annotations
+
+import json
+import time
+from pathlib import Path
+from typing import Callable
+
+from doctor.collect.spec import VERIFY_FILE
+from doctor.metrics import CATALOGUE, FixRequest, Metrics, ProbeRecord, ProbeStatus, Verification
+
+POLL_S = 0.02
+# The series a before/after chart draws: the training loss, and the validation loss when there is one.
+CHARTED = ("loss.train", "loss.val")
+
+
+def await_requests(workdir: Path, alive: Callable[[], bool] = lambda: True) -> list[FixRequest]:
+    """Wait for the parent's verify.json (it writes it atomically, once); the parent's timeout bounds the wait."""
+    path = workdir / VERIFY_FILE
+    while not path.exists():
+        if not alive():
+            return []
+        time.sleep(POLL_S)
+    return [FixRequest.model_validate(r) for r in json.loads(path.read_text())]
+
+
+def run(ctx, request: FixRequest, say: Callable[[str], None] = lambda _m: None) -> Verification:
+    """One fix: apply, re-run its probes on the same seed, batches and budget, keep what they measured."""
+    from doctor.collect import fixes  # noqa: PLC0415
+    from doctor.collect.probes import SkipProbe, registry  # noqa: PLC0415
+
+    start = time.perf_counter()
+    out = Verification(request=request)
+    before = ctx.metrics
+    try:
+        fixed, out.applied = fixes.load(request.fix).apply(ctx)
+    except fixes.NotApplicable as exc:
+        out.not_applicable = str(exc)
+        return out
+    # The probes write into a fresh document that starts as a copy of the first run's less what the
+    # re-run probes measure, so what a rule reads but no re-run probe measures (setup, static facts)
+    # stays as it was, and nothing a re-run probe no longer measures (a ReLU swapped out) is left stale.
+    wanted = set(request.probes)
+    rerun = set(wanted)
+    for probe in registry():
+        if wanted & set(probe.reported) or probe.name in wanted:
+            rerun |= {probe.name, *probe.reported}
+
+    def kept(name: str) -> bool:
+        d = CATALOGUE.get(name)
+        return d is None or d.probe not in rerun
+
+    after = Metrics(target=before.target, seed=before.seed, budget=before.budget,
+                    setup=before.setup.model_copy(deep=True),
+                    scalars={k: v for k, v in before.scalars.items() if kept(k)},
+                    layers={layer: {k: v for k, v in row.items() if kept(k)} for layer, row in before.layers.items()},
+                    layer_types=dict(before.layer_types))
+    if fixed is ctx:
+        raise RuntimeError(f"fix {request.fix} changed the probes' own context instead of a copy")
+    fixed.metrics, fixed.checkpoint = after, lambda: None  # set, not replaced: a fix may override methods
+    for probe in registry():
+        if not wanted & set(probe.reported) and probe.name not in wanted:
+            continue
+        say(f"verify {request.fix}: probe {probe.name}")
+        status, reason = ProbeStatus.ran, ""
+        t = time.perf_counter()
+        try:
+            probe.run(fixed)
+        except SkipProbe as exc:
+            status, reason = ProbeStatus.skipped, str(exc)
+        except Exception as exc:  # noqa: BLE001 - a fix that breaks the model is a result, not a crash of doctor
+            status, reason = ProbeStatus.failed, f"{type(exc).__name__}: {exc}".splitlines()[0]
+            out.error = out.error or f"probe {probe.name} failed with the fix applied ({reason})"
+        out.probes.append(ProbeRecord(name=probe.name, status=status, reason=reason,
+                                      duration_s=round(time.perf_counter() - t, 3)))
+    module = fixes.load(request.fix)
+    after.scalars.update(getattr(module, "FACTS", {}))
+    out.metric = getattr(module, "COMPARE", out.metric)
+    out.scalars, out.layers = after.scalars, after.layers
+    out.series = {k: v for k, v in after.series.items() if k in CHARTED}
+    out.duration_s = round(time.perf_counter() - start, 3)
+    return out
