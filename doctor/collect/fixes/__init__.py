@@ -29,6 +29,12 @@ def load(kind: str) -> ModuleType:
     return importlib.import_module(f"{__name__}.{kind.replace('-', '_')}")
 
 
+def swap(model, name: str, new) -> None:
+    """Put module `new` where the submodule called `name` (dotted, as named_modules gives it) is."""
+    parent_name, _, attr = name.rpartition(".")
+    setattr(model.get_submodule(parent_name) if parent_name else model, attr, new)
+
+
 def with_model(ctx, change):
     """A context whose model is a deep copy of the user's at its initial weights, changed by `change(model)`.
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from torch import nn
 
-from doctor.collect.fixes import NotApplicable, with_model
+from doctor.collect.fixes import NotApplicable, swap, with_model
 
 
 def apply(ctx):
@@ -13,9 +13,7 @@ def apply(ctx):
         if not names:
             raise NotApplicable("the ReLUs are function calls in forward, not modules doctor can swap")
         for name in names:
-            parent_name, _, attr = name.rpartition(".")
-            parent = model.get_submodule(parent_name) if parent_name else model
-            setattr(parent, attr, nn.LeakyReLU(0.01))
+            swap(model, name, nn.LeakyReLU(0.01))
         return len(names)
 
     fixed, n = with_model(ctx, change)

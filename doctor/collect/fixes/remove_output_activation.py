@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from torch import nn
 
-from doctor.collect.fixes import NotApplicable, with_model
+from doctor.collect.fixes import NotApplicable, swap, with_model
 
 OUTPUT_ACTIVATIONS = (nn.Softmax, nn.LogSoftmax, nn.Sigmoid, nn.Softmin)
 
@@ -19,10 +19,8 @@ def apply(ctx):
                 last = name
         if last is None:
             raise NotApplicable("the output activation is a function call in forward, not a module doctor can swap")
-        parent_name, _, attr = last.rpartition(".")
-        parent = model.get_submodule(parent_name) if parent_name else model
-        found.append(f"{last} ({type(getattr(parent, attr)).__name__})")
-        setattr(parent, attr, nn.Identity())
+        found.append(f"{last} ({type(model.get_submodule(last)).__name__})")
+        swap(model, last, nn.Identity())
         return 1
 
     fixed, _ = with_model(ctx, change)
