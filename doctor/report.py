@@ -50,7 +50,6 @@ class FixCheck(BaseModel):
     after: Optional[float] = None
     summary: str = ""  # one sentence with the numbers
     cost_s: float = 0.0  # seconds the re-run took
-    chart: Optional[str] = None  # name of the before/after series pair in the metrics (loss.train)
 
 
 class RankedCause(BaseModel):

@@ -153,20 +153,23 @@ def _wait(collector: Collector, spec: CollectSpec, timeout_s: float, progress: C
     shown = 0  # stages of the child's progress history already passed to `progress`
     timed_out = False
 
-    def show_new() -> None:
+    def show_new() -> dict:
+        """Pass on the stages the child reached since the last poll; its progress state."""
         nonlocal shown
-        history = (_read_json(work / PROGRESS_FILE) or {}).get("history") or []
+        state = _read_json(work / PROGRESS_FILE) or {}
+        history = state.get("history") or []
         for stage in history[shown:]:
             progress(stage)
         shown = max(shown, len(history))
+        return state
 
     # Ctrl-C or SIGTERM (a cancelled CI job) raise out of here; collect() then closes the collector,
     # which kills the child (it has its own session, so it would outlive us).
     meanwhile()
     answered = False
     while child.poll() is None:
-        show_new()
-        if not answered and spec.verify_fixes and (_read_json(work / PROGRESS_FILE) or {}).get("probe") == AWAIT_VERIFY:
+        state = show_new()
+        if not answered and spec.verify_fixes and state.get("probe") == AWAIT_VERIFY:
             answered = True
             _answer(work, plan_fixes)
         if time.monotonic() > deadline:

@@ -15,12 +15,10 @@ POLL_S = 0.02
 CHARTED = ("loss.train", "loss.val")
 
 
-def await_requests(workdir: Path, alive: Callable[[], bool] = lambda: True) -> list[FixRequest]:
+def await_requests(workdir: Path) -> list[FixRequest]:
     """Wait for the parent's verify.json (it writes it atomically, once); the parent's timeout bounds the wait."""
     path = workdir / VERIFY_FILE
     while not path.exists():
-        if not alive():
-            return []
         time.sleep(POLL_S)
     return [FixRequest.model_validate(r) for r in json.loads(path.read_text())]
 
@@ -33,35 +31,35 @@ def run(ctx, request: FixRequest, say: Callable[[str], None] = lambda _m: None) 
     start = time.perf_counter()
     out = Verification(request=request)
     before = ctx.metrics
+    module = fixes.load(request.fix)
     try:
-        fixed, out.applied = fixes.load(request.fix).apply(ctx)
+        fixed, out.applied = module.apply(ctx)
     except fixes.NotApplicable as exc:
         out.not_applicable = str(exc)
         return out
-    # The probes write into a fresh document that starts as a copy of the first run's less what the
-    # re-run probes measure, so what a rule reads but no re-run probe measures (setup, static facts)
-    # stays as it was, and nothing a re-run probe no longer measures (a ReLU swapped out) is left stale.
+    except Exception as exc:  # noqa: BLE001 - a model the fix cannot copy or change is a result, not a crash
+        out.error = f"the fix could not be applied ({f'{type(exc).__name__}: {exc}'.splitlines()[0]})"
+        return out
+    if fixed is ctx:
+        raise RuntimeError(f"fix {request.fix} changed the probes' own context instead of a copy")
     wanted = set(request.probes)
-    rerun = set(wanted)
-    for probe in registry():
-        if wanted & set(probe.reported) or probe.name in wanted:
-            rerun |= {probe.name, *probe.reported}
+    probes = [p for p in registry() if p.name in wanted or wanted & set(p.reported)]
+    rerun = {name for p in probes for name in (p.name, *p.reported)}
 
     def kept(name: str) -> bool:
         d = CATALOGUE.get(name)
         return d is None or d.probe not in rerun
 
+    # The probes write into a fresh document that starts as a copy of the first run's less what the
+    # re-run probes measure, so what a rule reads but no re-run probe measures (setup, static facts)
+    # stays as it was, and nothing a re-run probe no longer measures (a ReLU swapped out) is left stale.
     after = Metrics(target=before.target, seed=before.seed, budget=before.budget,
                     setup=before.setup.model_copy(deep=True),
                     scalars={k: v for k, v in before.scalars.items() if kept(k)},
                     layers={layer: {k: v for k, v in row.items() if kept(k)} for layer, row in before.layers.items()},
                     layer_types=dict(before.layer_types))
-    if fixed is ctx:
-        raise RuntimeError(f"fix {request.fix} changed the probes' own context instead of a copy")
     fixed.metrics, fixed.checkpoint = after, lambda: None  # set, not replaced: a fix may override methods
-    for probe in registry():
-        if not wanted & set(probe.reported) and probe.name not in wanted:
-            continue
+    for probe in probes:
         say(f"verify {request.fix}: probe {probe.name}")
         status, reason = ProbeStatus.ran, ""
         t = time.perf_counter()
@@ -74,7 +72,6 @@ def run(ctx, request: FixRequest, say: Callable[[str], None] = lambda _m: None) 
             out.error = out.error or f"probe {probe.name} failed with the fix applied ({reason})"
         out.probes.append(ProbeRecord(name=probe.name, status=status, reason=reason,
                                       duration_s=round(time.perf_counter() - t, 3)))
-    module = fixes.load(request.fix)
     after.scalars.update(getattr(module, "FACTS", {}))
     out.metric = getattr(module, "COMPARE", out.metric)
     out.scalars, out.layers = after.scalars, after.layers

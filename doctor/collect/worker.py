@@ -17,7 +17,7 @@ import threading
 import time
 from pathlib import Path
 
-from doctor.collect.spec import METRICS_FILE, PROGRESS_FILE, SPEC_FILE, CollectSpec
+from doctor.collect.spec import AWAIT_VERIFY, METRICS_FILE, PROGRESS_FILE, SPEC_FILE, CollectSpec
 from doctor.metrics import CATALOGUE, ErrorRecord, Metrics, ProbeRecord, ProbeStatus
 
 EXIT_OK, EXIT_USAGE, EXIT_TARGET = 0, 2, 3
@@ -309,7 +309,6 @@ def main(workdir: Path) -> int:
 def _verify(ctx, metrics: Metrics, out: Writer, workdir: Path) -> None:
     """--verify-fixes: the parent judges what was saved and names the fixes; apply each and re-measure."""
     from doctor.collect import verify  # noqa: PLC0415
-    from doctor.collect.spec import AWAIT_VERIFY  # noqa: PLC0415
 
     out.running(AWAIT_VERIFY)
     for request in verify.await_requests(workdir):

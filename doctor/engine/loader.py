@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import difflib
 import re
 from dataclasses import dataclass, field, replace
 from pathlib import Path
@@ -321,9 +320,8 @@ def load_rule_file(path: Union[str, Path]) -> Rule:
         expr = compile_at(("causes", i, "when"), c.when, f"causes[{i}].when") if c.when is not None else None
         _check_split_fixes(nodes.get(("causes", str(i), "fixes")), i, path, errors)
         if c.apply is not None and c.apply not in FIX_KINDS:
-            near = difflib.get_close_matches(c.apply, sorted(FIX_KINDS), n=1)
             err(("causes", i, "apply"), f"causes[{i}].apply: unknown fix kind '{c.apply}'"
-                + (f" (did you mean '{near[0]}'?)" if near else f"; known: {', '.join(sorted(FIX_KINDS))}"))
+                + (suggest(c.apply, FIX_KINDS) or f"; known: {', '.join(sorted(FIX_KINDS))}"))
         causes.append(Cause(id=c.id, text=c.text, fixes=tuple(c.fixes), when=expr, apply=c.apply))
 
     def template_at(key_path: tuple, text: str, what: str) -> Optional[Template]:

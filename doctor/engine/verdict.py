@@ -85,18 +85,23 @@ def _compare(metric: str, b: Optional[float], a: Optional[float]) -> tuple[Optio
     return (1 if better else -1 if worse else 0), f"the training loss ends at {a:.3g} against {b:.3g} before"
 
 
+def _headline(scalars: dict, metric: str) -> Optional[float]:
+    """The compared value; a final loss from a burst that went NaN or infinite counts as none."""
+    if metric == "loss.train_end" and scalars.get("loss.nonfinite"):
+        return None
+    return _num(scalars.get(metric))
+
+
 def check(rule: Rule, finding: Finding, cause: str, v: Verification, before: Metrics) -> FixCheck:
     """The verdict on one fix for one finding, with the numbers it rests on."""
-    metric = v.metric
-    b = _num(before.scalars.get(metric)) if not (metric == "loss.train_end" and before.scalars.get("loss.nonfinite")) else None
-    a = _num(v.scalars.get(metric)) if not (metric == "loss.train_end" and v.scalars.get("loss.nonfinite")) else None
-    fc = FixCheck(fix=v.request.fix, cause=cause, applied=v.applied, cost_s=v.duration_s, metric=metric,
+    b, a = _headline(before.scalars, v.metric), _headline(v.scalars, v.metric)
+    fc = FixCheck(fix=v.request.fix, cause=cause, applied=v.applied, cost_s=v.duration_s, metric=v.metric,
                   before=b, after=a)
     if v.error:
-        fc.summary = f"With {v.applied}: {v.error}."
+        fc.summary = (f"With {v.applied}: {v.error}." if v.applied else f"{v.error[0].upper()}{v.error[1:]}.")
         return fc
     fc.still_fires = _still_fires(rule, finding, _overlay(before, v))
-    gain, moved = _compare(metric, b, a)
+    gain, moved = _compare(v.metric, b, a)
     steps = v.scalars.get("grad.steps")
     if steps:
         moved += f" ({steps}-step burst)"
@@ -108,16 +113,23 @@ def check(rule: Rule, finding: Finding, cause: str, v: Verification, before: Met
         # moved, training did not). Quiet but the loss worse: the symptom moved elsewhere, not confirmed.
         fc.verdict = "confirmed" if gain in (1, None) else "partial" if gain == 0 else "not confirmed"
         said = f"{rule.id} no longer fires" + (", but training got worse" if gain == -1 else "")
-    elif fc.still_fires is True:
+    else:  # still fires, or could not be judged again: only a clearly better loss earns anything
         fc.verdict = "partial" if gain == 1 else "not confirmed"
-        said = f"{rule.id} still fires"
-    else:
-        fc.verdict = "partial" if gain == 1 else "not confirmed"
-        said = f"{rule.id} could not be judged again"
+        said = f"{rule.id} {'still fires' if fc.still_fires else 'could not be judged again'}"
     fc.summary = f"With {v.applied}, {said}; {moved}."
-    if "loss.train" in v.series:
-        fc.chart = "loss.train"
     return fc
+
+
+_ORDER = {"confirmed": 0, "partial": 1, None: 2, "not confirmed": 3}
+
+
+def _rank(cause) -> tuple[int, float]:
+    """By verdict; among confirmed fixes, the one whose final loss fell furthest against before first."""
+    v = cause.verification
+    if v is None:
+        return _ORDER[None], 1.0
+    ratio = v.after / v.before if v.verdict == "confirmed" and v.after is not None and v.before else 1.0
+    return _ORDER[v.verdict], ratio if v.metric == "loss.train_end" else 1.0
 
 
 def attach(findings: list[Finding], rules: list[Rule], metrics: Metrics) -> None:
@@ -130,7 +142,6 @@ def attach(findings: list[Finding], rules: list[Rule], metrics: Metrics) -> None
         return
     by_fix = {v.request.fix: v for v in metrics.verifications if not v.not_applicable}
     by_id = {r.id: r for r in rules}
-    order = {"confirmed": 0, "partial": 1, None: 2, "not confirmed": 3}
     for finding in findings:
         rule = by_id.get(finding.rule)
         if rule is None:
@@ -147,12 +158,5 @@ def attach(findings: list[Finding], rules: list[Rule], metrics: Metrics) -> None
                 finding.verification = cause.verification
         if not any(c.verification for c in finding.causes):
             continue
-        standing = [c for c in finding.causes if c.status != "ruled_out"]
-        out = [c for c in finding.causes if c.status == "ruled_out"]
-        def rank(c):  # by verdict; among confirmed fixes, the one whose loss ended lowest against before first
-            v = c.verification
-            gain = v.after / v.before if v and v.after is not None and v.before and v.metric == "loss.train_end" else 1.0
-            return order[v.verdict if v else None], gain if v and v.verdict == "confirmed" else 1.0
-
-        standing.sort(key=rank)  # stable: the rule's own order among equals
-        finding.causes = standing + out
+        standing = sorted((c for c in finding.causes if c.status != "ruled_out"), key=_rank)  # stable among equals
+        finding.causes = standing + [c for c in finding.causes if c.status == "ruled_out"]

@@ -9,6 +9,8 @@ change. The names are read from the file names, so the rule loader (no torch) ca
 
 from __future__ import annotations
 
+import copy
+import dataclasses
 import importlib
 import pkgutil
 from pathlib import Path
@@ -41,9 +43,6 @@ def with_model(ctx, change):
     `change` returns a count (of what it changed) or raises NotApplicable; the copy's own initial state
     is taken after the change, so every probe starts from the same changed model.
     """
-    import copy  # noqa: PLC0415
-    import dataclasses  # noqa: PLC0415
-
     model = copy.deepcopy(ctx.fresh_model())
     n = change(model)
     state = {k: v.detach().clone() for k, v in model.state_dict().items()}

@@ -17,22 +17,18 @@ def apply(ctx):
     if ctx.setup.train_step is not None:
         raise NotApplicable("the target's own train_step runs the step; clip inside it")
     base = ctx.step_fn
-    holder: dict = {}
 
     def step_fn(after_backward=None):
-        def clip():
-            # The probes' measurement first: the raw gradient is what exploding-gradients judges, and
-            # clipping does not make it smaller, only the step; the verdict then rests on the loss.
-            if after_backward is not None:
-                after_backward()
-            torch.nn.utils.clip_grad_norm_(holder["model"].parameters(), limit)
-        inner = base(clip)
-
         def step(model, batch, opt):
-            holder["model"] = model
-            return inner(model, batch, opt)
+            def clip():
+                # The probes' measurement first: the raw gradient is what exploding-gradients judges, and
+                # clipping does not make it smaller, only the step; the verdict then rests on the loss.
+                if after_backward is not None:
+                    after_backward()
+                torch.nn.utils.clip_grad_norm_(model.parameters(), limit)
+            return base(clip)(model, batch, opt)
         return step
 
     fixed = dataclasses.replace(ctx, cache={})
-    object.__setattr__(fixed, "step_fn", step_fn)
+    fixed.step_fn = step_fn  # an instance attribute, in front of the method
     return fixed, f"gradients clipped at a total norm of {limit:.3g} (the burst's median) in every step"

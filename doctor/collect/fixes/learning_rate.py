@@ -24,5 +24,5 @@ def apply(ctx):
         return opt
 
     fixed = dataclasses.replace(ctx, cache={})
-    object.__setattr__(fixed, "make_optimizer", make_optimizer)
+    fixed.make_optimizer = make_optimizer  # an instance attribute, in front of the method
     return fixed, f"learning rate {configured:.3g} → {suggested:.3g} (the range test's suggestion, {factor:.3g}x)"
