@@ -94,3 +94,15 @@ def test_an_unknown_fix_kind_in_a_rule_is_an_error_at_its_line(tmp_path: Path) -
     assert proc.returncode == 2
     assert "mine.yaml:" in proc.stderr and "unknown fix kind 'remove-softmaxx'" in proc.stderr
     assert "remove-output-activation" in proc.stderr  # the suggestion
+
+
+def test_a_fix_that_cannot_be_applied_is_a_sentence_not_a_crash(tmp_path: Path) -> None:
+    src = (FIXTURES / "structure_double_softmax.py").read_text()
+    src = src.replace("def build_model():\n    return ", "import threading\n\n\ndef build_model():\n    m = ", 1)
+    src = src.replace("  # the fault\n", "  # the fault\n    m.lock = threading.Lock()  # cannot be deep-copied\n    return m\n", 1)
+    (tmp_path / "target.py").write_text(src)
+    (tmp_path / "_synth.py").write_text((FIXTURES / "_synth.py").read_text())
+    proc = run_doctor("check", tmp_path / "target.py", "--verify-fixes", "--format", "json", "-q")
+    assert "Traceback" not in proc.stderr, proc.stderr[-2000:]
+    v = verdict(json.loads(proc.stdout), "double-softmax", "remove-output-activation")
+    assert v["verdict"] == "not confirmed" and v["summary"].startswith("The fix could not be applied (TypeError")
