@@ -95,6 +95,22 @@ class FixRequest(BaseModel):
     probes: list[str] = Field(default_factory=list)  # the probes to re-run with the fix applied
 
 
+class SourceEdit(BaseModel):
+    """One replacement in the user's file that makes a verified fix permanent (suggested, never applied).
+
+    Lines and columns are 1-based, columns count characters and the end column is exclusive (as SARIF's
+    regions); an insertion has an empty old_text and end equal to start.
+    """
+
+    file: str
+    line: int
+    col: int
+    end_line: int
+    end_col: int
+    old_text: str = ""
+    new_text: str = ""
+
+
 class Verification(BaseModel):
     """What the probes measured again with one fix applied, on the same seed and batches."""
 
@@ -110,6 +126,15 @@ class Verification(BaseModel):
     layers: dict[str, dict[str, Value]] = Field(default_factory=dict)
     series: dict[str, Series] = Field(default_factory=dict)
     probes: list[ProbeRecord] = Field(default_factory=list)
+    # What a fix measured itself on the unchanged setup (drop-last: whether the epoch's last batch trains),
+    # compared with the same names in `scalars`; the first run's value is used for names not here.
+    baseline: dict[str, Value] = Field(default_factory=dict)
+    note: str = ""  # the fix's own measurement, in one sentence
+    # The fix's own curves (a loss swap's validation score over steps): as it was here, with the fix in `series`.
+    baseline_series: dict[str, Series] = Field(default_factory=dict)
+    extra_series: dict[str, Series] = Field(default_factory=dict, exclude=True)  # staging while the fix runs
+    edits: list[SourceEdit] = Field(default_factory=list)  # where the user's file would change, when known
+    diff: str = ""  # those edits as a unified diff of the user's file
 
 
 class Metrics(BaseModel):

@@ -7,7 +7,7 @@ from typing import Literal, Optional
 
 from pydantic import BaseModel, Field
 
-from doctor.metrics import ErrorRecord, Metrics, ProbeRecord, SetupInfo, Value
+from doctor.metrics import ErrorRecord, Metrics, ProbeRecord, SetupInfo, SourceEdit, Value
 
 REPORT_SCHEMA_VERSION = 1
 
@@ -50,6 +50,8 @@ class FixCheck(BaseModel):
     after: Optional[float] = None
     summary: str = ""  # one sentence with the numbers
     cost_s: float = 0.0  # seconds the re-run took
+    diff: str = ""  # the change to the user's file as a unified diff (suggested, not applied), when its site is known
+    edits: list[SourceEdit] = Field(default_factory=list)  # the same change as replacements (SARIF fixes)
 
 
 class RankedCause(BaseModel):

@@ -55,6 +55,64 @@ def test_each_fix_kind_is_confirmed_on_its_fault(fixture: str, rule: str, fix: s
         assert v["still_fires"] is False
 
 
+@pytest.mark.parametrize(("fixture", "rule", "fix", "metric"), [
+    # the loss's units change: the share of its start the loss lost
+    ("data_unscaled_targets.py", "unscaled-targets", "scale-targets", "loss.train_rel_drop"),
+    # a different loss: both setups trained alike and scored on validation (before measured, and a crash)
+    ("verify_mse_softmax_sgd.py", "regression-loss-on-probabilities", "cross-entropy", "fix.val_accuracy"),
+    ("structure_regression_loss_on_class_indices.py", "regression-loss-on-class-indices", "cross-entropy",
+     "fix.val_accuracy"),
+    ("structure_single_output_cross_entropy.py", "single-output-cross-entropy", "bce-with-logits", "fix.val_auc"),
+    # the epoch's last batch, tried by the fix itself as it was and as fixed
+    ("crash_batchnorm_last_batch.py", "batchnorm-last-batch-of-one", "drop-last", "epoch.last_batch_trains"),
+])
+def test_fixes_judged_on_another_measure_are_confirmed(fixture: str, rule: str, fix: str, metric: str) -> None:
+    v = verdict(verified(fixture), rule, fix)
+    assert v["verdict"] == "confirmed", v["summary"]
+    assert v["metric"] == metric and v["still_fires"] is False
+    assert v["after"] is not None and (v["before"] is None or v["after"] > v["before"])
+
+
+def test_the_yardstick_and_the_crash_are_in_the_numbers() -> None:
+    mse = verdict(verified("verify_mse_softmax_sgd.py"), "regression-loss-on-probabilities", "cross-entropy")
+    assert mse["before"] is not None and mse["after"] - mse["before"] > 0.3, mse["summary"]  # accuracy, 0..1
+    crash = verdict(verified("structure_single_output_cross_entropy.py"), "single-output-cross-entropy",
+                    "bce-with-logits")
+    assert crash["before"] is None and crash["after"] > 0.9 and "the training step raised" in crash["summary"]
+    last = verdict(verified("crash_batchnorm_last_batch.py"), "batchnorm-last-batch-of-one", "drop-last")
+    assert (last["before"], last["after"]) == (0.0, 1.0)
+    assert "raised ValueError" in last["summary"] and "holds 64 and trains" in last["summary"]
+
+
+@pytest.mark.parametrize(("fixture", "rule", "fix", "removed", "added"), [
+    ("dyn_lr_too_high.py", "lr-too-high", "learning-rate", "lr=1.0)", "lr=0.021)"),
+    ("structure_double_softmax.py", "double-softmax", "remove-output-activation", "nn.Softmax(dim=1)", "nn.Identity()"),
+    ("dead_relu.py", "dead-relu", "leaky-relu", "nn.ReLU(), nn.Linear(128, 128), nn.ReLU()",
+     "nn.LeakyReLU(0.01), nn.Linear(128, 128), nn.LeakyReLU(0.01)"),
+    ("structure_regression_loss_on_class_indices.py", "regression-loss-on-class-indices", "cross-entropy",
+     "F.mse_loss(out, y.float())", "F.cross_entropy(out, y)"),
+    ("structure_bce_without_sigmoid.py", "bce-without-sigmoid", "bce-with-logits", "nn.BCELoss()",
+     "nn.BCEWithLogitsLoss()"),
+    ("crash_batchnorm_last_batch.py", "batchnorm-last-batch-of-one", "drop-last", "manual_seed(0))",
+     "manual_seed(0), drop_last=True)"),
+])
+def test_a_verified_fix_at_a_known_line_comes_with_a_diff_that_applies(fixture, rule, fix, removed, added,
+                                                                        tmp_path: Path) -> None:
+    import subprocess  # noqa: PLC0415
+
+    v = verdict(verified(fixture), rule, fix)
+    assert v["verdict"] in ("confirmed", "partial") and v["diff"].startswith(f"--- a/{fixture}\n+++ b/{fixture}\n")
+    minus = [ln for ln in v["diff"].splitlines() if ln.startswith("-") and not ln.startswith("---")]
+    plus = [ln for ln in v["diff"].splitlines() if ln.startswith("+") and not ln.startswith("+++")]
+    assert any(removed in ln for ln in minus) and any(added in ln for ln in plus), v["diff"]
+    # The diff applies to a copy of the user's file (git apply --check), and the edits say the same.
+    (tmp_path / fixture).write_bytes((FIXTURES / fixture).read_bytes())
+    (tmp_path / "fix.diff").write_text(v["diff"])
+    check = subprocess.run(["git", "apply", "--check", "-p1", "fix.diff"], cwd=tmp_path, capture_output=True, text=True)
+    assert check.returncode == 0, check.stderr
+    assert v["edits"] and all(e["line"] >= 1 and e["col"] >= 1 for e in v["edits"])
+
+
 def test_a_fix_that_does_not_help_is_not_confirmed_and_its_cause_ranks_lower() -> None:
     report = verified("verify_lr_not_the_fault.py")
     finding = next(f for f in report["findings"] if f["rule"] == "loss-not-decreasing")

@@ -22,6 +22,12 @@ METRICS: list[MetricDef] = [
     metric("setup.task", "setup", "The task: classification, binary, multilabel or regression.", kind="text"),
     metric("setup.last_batch_rows", "setup", "Samples in the last batch of each epoch of the training loader (its "
                                               "dataset size modulo the batch size, unless drop_last).", unit="samples"),
+    metric("epoch.last_batch_trains", "setup", "--verify-fixes (drop-last): one training step on an epoch's last "
+           "batch, at its size, completed without raising.", kind="bool"),
+    metric("fix.val_accuracy", "setup", "--verify-fixes (a loss swapped): validation accuracy after a standard "
+           "burst, with the setup as it was or as fixed.", unit="fraction"),
+    metric("fix.val_auc", "setup", "--verify-fixes (a loss swapped): mean per-label ROC AUC on validation after a "
+           "standard burst, with the setup as it was or as fixed.", unit="fraction"),
     metric("setup.train_samples", "setup", "Samples the training loader draws per epoch.", unit="samples"),
     metric("setup.loader_batch_size", "setup", "The training loader's batch size.", unit="samples"),
     metric("setup.bn_one_value_layers", "setup", "BatchNorm layers that see one value per channel per sample (after "

@@ -42,7 +42,14 @@ def run(ctx, request: FixRequest, say: Callable[[str], None] = lambda _m: None) 
         return out
     if fixed is ctx:
         raise RuntimeError(f"fix {request.fix} changed the probes' own context instead of a copy")
-    wanted = set(request.probes)
+    if ctx.broken is not None:  # the step raised as it was: the fix must make one step work before anything runs
+        still = _one_step(fixed)
+        if still:
+            out.error = f"with the fix, the first training step still raises ({still})"
+            out.duration_s = round(time.perf_counter() - start, 3)
+            return out
+        fixed.broken = None
+    wanted = set(getattr(module, "PROBES", request.probes))
     probes = [p for p in registry() if p.name in wanted or wanted & set(p.reported)]
     rerun = {name for p in probes for name in (p.name, *p.reported)}
 
@@ -73,8 +80,51 @@ def run(ctx, request: FixRequest, say: Callable[[str], None] = lambda _m: None) 
         out.probes.append(ProbeRecord(name=probe.name, status=status, reason=reason,
                                       duration_s=round(time.perf_counter() - t, 3)))
     after.scalars.update(getattr(module, "FACTS", {}))
+    if hasattr(module, "measure"):
+        try:
+            got = module.measure(ctx, fixed)
+            out.baseline, measured, out.note = got[:3]
+            after.scalars.update(measured)
+            for name, (b_curve, a_curve) in (got[3] if len(got) > 3 else {}).items():
+                out.baseline_series[name], out.extra_series[name] = b_curve, a_curve
+        except Exception as exc:  # noqa: BLE001 - the user's data or model raising is a result
+            out.error = out.error or f"the fix's own measurement failed ({type(exc).__name__}: {exc})".splitlines()[0]
+    if hasattr(module, "edit"):
+        out.edits = _edits(module, ctx)
+        out.diff = _diff(out.edits)
     out.metric = getattr(module, "COMPARE", out.metric)
     out.scalars, out.layers = after.scalars, after.layers
-    out.series = {k: v for k, v in after.series.items() if k in CHARTED}
+    out.series = {**{k: v for k, v in after.series.items() if k in CHARTED}, **out.extra_series}
+    out.extra_series = {}
     out.duration_s = round(time.perf_counter() - start, 3)
     return out
+
+
+def _edits(module, ctx) -> list:
+    """Where the user's file would change; none when the site cannot be found (never an error of the check)."""
+    try:
+        return list(module.edit(ctx))
+    except Exception:  # noqa: BLE001 - an unusual source file costs the suggestion, not the verification
+        return []
+
+
+def _diff(edits) -> str:
+    from doctor.collect.fixes import _source  # noqa: PLC0415
+
+    try:
+        return _source.diff(edits)
+    except Exception:  # noqa: BLE001 - as above
+        return ""
+
+
+def _one_step(ctx) -> str:
+    """One forward, loss and backward on the first batch: '' when it works, else the error in one line."""
+    model = ctx.fresh_model()
+    try:
+        ctx.batch_loss(model, ctx.train_batches[0]).backward()
+        return ""
+    except Exception as exc:  # noqa: BLE001 - the user's code may raise anything
+        return f"{type(exc).__name__}: {exc}".splitlines()[0]
+    finally:
+        model.zero_grad(set_to_none=True)
+        ctx.fresh_model()

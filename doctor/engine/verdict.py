@@ -13,6 +13,9 @@ WORSE = 0.05  # a fix that silences the rule but leaves the loss 5% worse is onl
 BETTER = 0.10  # a fix that leaves the rule firing but improves the loss by 10% is partial
 CAUSES_PER_FINDING = 2  # the top cause with a fix, and the next: if the first fails, the ranking can show it
 VERIFIED = ("warning", "error")
+# 0..1 scores (a loss swap's yardstick): better by 5 points, worse by 3 (about a standard error on 256 samples).
+SCORES = {"fix.val_accuracy": "validation accuracy", "fix.val_auc": "mean per-label validation ROC AUC"}
+SCORE_BETTER, SCORE_WORSE = 0.05, 0.03
 # Fixes that act on what the rule measures (clipping bounds the gradient norm the burst records), so the
 # rule going quiet proves nothing: the verdict rests on the loss alone.
 LOSS_ONLY = frozenset({"clip-gradients"})
@@ -72,10 +75,27 @@ def _num(x) -> Optional[float]:
 def _compare(metric: str, b: Optional[float], a: Optional[float]) -> tuple[Optional[int], str]:
     """(+1 better, 0 about the same, -1 worse, None not comparable) and the words for it."""
     if metric == "loss.train_rel_drop":  # higher is better, in points of the starting loss
-        if a is None or b is None:
-            return None, "the loss's descent could not be compared"
+        if a is None:
+            return None, "the loss's descent could not be measured with the fix"
+        if b is None:
+            return 1, f"the training loss fell {a:.0%} (before, no finite training curve was measured)"
         return ((1 if a > b + BETTER else -1 if a < b - WORSE else 0),
                 f"the training loss fell {a:.0%} against {b:.0%} before")
+    if metric in SCORES:  # higher is better, in points of a 0..1 score
+        name = SCORES[metric]
+        if a is None:
+            return None, f"the {name} could not be measured with the fix"
+        if b is None:
+            return 1, f"the {name} reaches {a:.3g} (as it was, the training step raised or gave no finite score)"
+        return ((1 if a > b + SCORE_BETTER else -1 if a < b - SCORE_WORSE else 0),
+                f"the {name} reaches {a:.3g} against {b:.3g} as it was")
+    if metric == "epoch.last_batch_trains":  # a yes/no the fix measured itself, before and after
+        if a is None or b is None:
+            return None, "the epoch's last batch could not be tried"
+        if a != b:
+            return (1, "the epoch's last batch trains, where it raised before") if a > b else (
+                -1, "the epoch's last batch raises now, where it trained before")
+        return 0, f"the epoch's last batch {'trains' if a else 'raises'} as before"
     if a is None:
         return None, "the training loss was not finite with the fix either" if b is None else "no loss was measured"
     if b is None:
@@ -89,21 +109,23 @@ def _headline(scalars: dict, metric: str) -> Optional[float]:
     """The compared value; a final loss from a burst that went NaN or infinite counts as none."""
     if metric == "loss.train_end" and scalars.get("loss.nonfinite"):
         return None
-    return _num(scalars.get(metric))
+    x = scalars.get(metric)
+    return float(x) if isinstance(x, bool) else _num(x)  # a yes/no headline compares as 1/0
 
 
 def check(rule: Rule, finding: Finding, cause: str, v: Verification, before: Metrics) -> FixCheck:
     """The verdict on one fix for one finding, with the numbers it rests on."""
-    b, a = _headline(before.scalars, v.metric), _headline(v.scalars, v.metric)
+    b = _headline({**before.scalars, **v.baseline} if v.metric in v.baseline else before.scalars, v.metric)
+    a = _headline(v.scalars, v.metric)
     fc = FixCheck(fix=v.request.fix, cause=cause, applied=v.applied, cost_s=v.duration_s, metric=v.metric,
-                  before=b, after=a)
+                  before=b, after=a, edits=v.edits, diff=v.diff)
     if v.error:
         fc.summary = (f"With {v.applied}: {v.error}." if v.applied else f"{v.error[0].upper()}{v.error[1:]}.")
         return fc
     fc.still_fires = _still_fires(rule, finding, _overlay(before, v))
     gain, moved = _compare(v.metric, b, a)
     steps = v.scalars.get("grad.steps")
-    if steps:
+    if steps and any(p.name == "training_burst" for p in v.probes):
         moved += f" ({steps}-step burst)"
     if v.request.fix in LOSS_ONLY:
         fc.verdict = "confirmed" if gain == 1 else "partial" if gain == 0 else "not confirmed"
@@ -116,7 +138,9 @@ def check(rule: Rule, finding: Finding, cause: str, v: Verification, before: Met
     else:  # still fires, or could not be judged again: only a clearly better loss earns anything
         fc.verdict = "partial" if gain == 1 else "not confirmed"
         said = f"{rule.id} {'still fires' if fc.still_fires else 'could not be judged again'}"
-    fc.summary = f"With {v.applied}, {said}; {moved}."
+    fc.summary = f"With {v.applied}, {said}; {moved}." + (f" Measured: {v.note}." if v.note else "")
+    if fc.verdict == "not confirmed":  # a change that did not help is not suggested as a diff
+        fc.diff, fc.edits = "", []
     return fc
 
 
