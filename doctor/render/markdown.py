@@ -7,7 +7,7 @@ import re
 from typing import Optional, Sequence
 
 from doctor.metrics import ProbeStatus, Series
-from doctor.render import charts, figures, values
+from doctor.render import charts, figures, locate, values, verified
 from doctor.render.charts import fmt, is_finite
 from doctor.render.templating import environment
 from doctor.report import Report
@@ -18,8 +18,12 @@ MAX_ROWS = 200
 MAX_TRACE = 4000
 
 
-def sparkline(ys: Sequence[Optional[float]], *, log: bool = False, width: int = 48) -> str:
-    """One character per value (or per bucket of values); '×' marks NaN, inf or null, ' ' zero on a log scale."""
+def sparkline(ys: Sequence[Optional[float]], *, log: bool = False, width: int = 48,
+              lo: Optional[float] = None, hi: Optional[float] = None) -> str:
+    """One character per value (or per bucket of values); '×' marks NaN, inf or null, ' ' zero on a log scale.
+
+    `lo` and `hi` fix the scale (two curves read against each other share one); by default it is this curve's own.
+    """
     if not ys:
         return ""
     k = max(1, math.ceil(len(ys) / width))
@@ -36,7 +40,10 @@ def sparkline(ys: Sequence[Optional[float]], *, log: bool = False, width: int = 
         else:
             cells.append(None)
     nums = [c for c in cells if isinstance(c, float) or isinstance(c, int)]
-    lo, hi = (min(nums), max(nums)) if nums else (0.0, 0.0)
+    own_lo, own_hi = (min(nums), max(nums)) if nums else (0.0, 0.0)
+    if lo is not None and hi is not None and (not log or (lo > 0 and hi > 0)):
+        own_lo, own_hi = (math.log10(lo), math.log10(hi)) if log else (lo, hi)
+    lo, hi = own_lo, own_hi
     out = []
     for c in cells:
         if c is None:
@@ -44,7 +51,8 @@ def sparkline(ys: Sequence[Optional[float]], *, log: bool = False, width: int = 
         elif isinstance(c, str):
             out.append(c)
         else:
-            out.append(BARS[int((c - lo) / (hi - lo) * (len(BARS) - 1) + 0.5)] if hi > lo else BARS[3])
+            level = min(max((c - lo) / (hi - lo), 0.0), 1.0) if hi > lo else None
+            out.append(BARS[int(level * (len(BARS) - 1) + 0.5)] if level is not None else BARS[3])
     return "".join(out)
 
 
@@ -110,6 +118,24 @@ def _sparks(key: str, members: list[str], series: dict[str, Series], tabled: set
     return cache[ck]
 
 
+def _check(fc, metrics) -> dict:
+    """A verified fix as text: its before/after curves as two sparkline rows on one scale, and its diff."""
+    drawn = verified.curves(metrics, fc)
+    chart = None
+    if drawn is not None:
+        both = [y for y in drawn.before.y + drawn.after.y if is_finite(y)]
+        log = verified.log_axis(drawn)
+        both = [y for y in both if y > 0] if log else both
+        rows = [{"label": label, "spark": sparkline(s.y, log=log, lo=min(both, default=None), hi=max(both, default=None)),
+                 "summary": _summary(drawn.name, s) + (" (log scale)" if log else "")}
+                for label, s in ((verified.BEFORE, drawn.before), (f"{verified.AFTER} ({fc.fix})", drawn.after))]
+        width = max(len(r["label"]) for r in rows)
+        for r in rows:
+            r["label"] = r["label"].ljust(width)
+        chart = {"title": f"{drawn.title}: before and after", "rows": rows, "table": None}
+    return {"chart": chart, "file": locate.rel(fc.edits[0].file) if fc.edits else ""}
+
+
 def render_markdown(report: Report, *, details: bool = True) -> str:
     """Render `report` as GitHub-flavoured Markdown."""
     series = report.metrics.series if report.metrics else {}
@@ -119,7 +145,8 @@ def render_markdown(report: Report, *, details: bool = True) -> str:
     for f in values.ordered(report.headlines()):
         groups, missing = figures.plan(f.charts, series)
         findings.append({"f": f, "subject": values.subject(f.location), "charts": [_sparks(k, m, series, tabled, cache) for k, m in groups], "missing": missing,
-                         "consequences": report.consequences(f.rule)})
+                         "consequences": report.consequences(f.rule),
+                         "checks": {c.id: _check(c.verification, report.metrics) for c in f.causes if c.verification}})
     groups, _ = figures.plan(figures.all_names(series), series)
     probes = report.probes
     text = environment(False).get_template("markdown/report.md.j2").render(
@@ -131,6 +158,7 @@ def render_markdown(report: Report, *, details: bool = True) -> str:
         probe_counts={s.value: sum(1 for p in probes if p.status == s) for s in ProbeStatus},
         fileline=values.fileline,
         details=details,
+        verify_cost=(lambda c: verified.cost_sentence(c) if c else "")(verified.cost(report.metrics)),
         max_trace=MAX_TRACE,
     )
     text = re.sub(r"\n{3,}", "\n\n", text)  # template conditionals leave runs of blank lines

@@ -73,8 +73,29 @@ def _result(f: Finding, report: Report, index: dict[str, int]) -> dict[str, Any]
     res["properties"] = {"symptom": f.symptom, "confidence": f.confidence,
                          **({"fixes": fixes} if fixes else {}),
                          **({"evidence": {e.name: e.value for e in f.evidence}} if f.evidence else {}),
-                         **({"verification": f.verification.model_dump()} if f.verification else {})}
+                         **({"verification": f.verification.model_dump(exclude={"diff", "edits"})}
+                            if f.verification else {})}
+    sarif_fixes = [_fix(c.verification) for c in f.causes
+                   if c.verification is not None and c.verification.edits and c.verification.verdict != "not confirmed"]
+    if sarif_fixes:
+        res["fixes"] = sarif_fixes
     return res
+
+
+def _fix(fc) -> dict[str, Any]:
+    """A verified fix's edits as a SARIF fix: replacements in the user's file, suggested (doctor never applies them)."""
+    by_file: dict[str, list] = {}
+    for e in fc.edits:
+        by_file.setdefault(e.file, []).append(e)
+    changes = []
+    for file, edits in by_file.items():
+        rel = locate.rel(file)
+        artifact = {"uri": rel, "uriBaseId": "%SRCROOT%"} if not os.path.isabs(rel) else {"uri": Path(rel).as_uri()}
+        changes.append({"artifactLocation": artifact, "replacements": [
+            {"deletedRegion": {"startLine": e.line, "startColumn": e.col, "endLine": e.end_line, "endColumn": e.end_col},
+             "insertedContent": {"text": e.new_text}} for e in edits]})
+    return {"description": _text(f"{fc.applied[0].upper()}{fc.applied[1:]} (verified: {fc.verdict})."),
+            "artifactChanges": changes}
 
 
 def _note(s: Suppression, index: dict[str, int]) -> dict[str, Any]:

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from doctor.metrics import ProbeStatus
-from doctor.render import values
+from doctor.render import values, verified
 from doctor.report import Evidence, Finding, Report
 
 _SEV = {"error": "31;1", "warning": "33;1", "info": "36"}
@@ -54,6 +54,11 @@ def _finding(f: Finding, widths: tuple[int, int], p: _Paint, verbose: bool) -> l
             v = c.verification
             code = {"confirmed": "32", "partial": "33", "not confirmed": "31"}[v.verdict]
             out.append(f"{pad}  {' ' * 11}{p(code, f'verified: {v.verdict}')}  {v.summary} ({v.cost_s:.1f} s)")
+            if v.diff:  # a few lines, and the one thing to copy: shown in full
+                out.append(f"{pad}  {' ' * 11}{p('2', 'suggested change (not applied):')}")
+                for line in v.diff.splitlines():
+                    tint = "32" if line.startswith("+") else "31" if line.startswith("-") else "2"
+                    out.append(f"{pad}  {' ' * 13}{p(tint, line)}")
     return out
 
 
@@ -71,6 +76,9 @@ def render_text(report: Report, *, color: bool = False, verbose: bool = False) -
         lines.append(p("2", f"setup: {setup}"))
     if s.defaults_used:
         lines.append(p("2", "defaults: " + "; ".join(s.defaults_used)))
+    spent = verified.cost(report.metrics)
+    if spent is not None:
+        lines.append(p("2", f"--verify-fixes: {verified.cost_sentence(spent)}"))
     lines.append("")
     if findings:
         widths = (max(len(f.rule) for f in findings), min(48, max(len(_where(f)) for f in findings)))

@@ -64,7 +64,7 @@ def strip_output_activation(model) -> Optional[str]:
         return None
     kind = type(model.get_submodule(last)).__name__
     swap(model, last, nn.Identity())
-    return f"{last} ({kind})"
+    return f"module {last} ({kind})"
 
 
 def with_model(ctx, change):

@@ -54,4 +54,4 @@ def edit(ctx) -> list:
             holders[(holder.lineno, holder.col_offset)] = holder
     if len(holders) != 1:
         return []
-    return [_source.replace(path, next(iter(holders.values())), f"{suggested:.2g}")]
+    return [_source.replace(path, next(iter(holders.values())), f"{suggested:.3g}")]
