@@ -134,6 +134,38 @@ def _buckets(steps: list[int], values: list[float], n: int) -> tuple[list[int], 
     return xs, ys
 
 
+def run_scalars(train_steps: Optional[list[int]], train: Optional[list[float]],
+                val_steps: Optional[list[int]], val: Optional[list[float]]) -> dict:
+    """The scalars a run's loss curves give the rules (a logged run's, or a live one's under doctor.watch)."""
+    sc: dict = {}
+    train_ref = None
+    if train is not None and train_steps:
+        bad = curves.first_nonfinite(train)
+        sc["train.steps"] = train_steps[-1]
+        sc["run.points"] = len(train)
+        sc["run.last_step"] = train_steps[-1]
+        sc["loss.first_nonfinite_step"] = train_steps[bad] if bad >= 0 else -1
+        sc.update(curves.train_stats(train))
+        if bad < 0 and len(train) >= curves.MIN_POINTS:
+            train_ref = curves.head_tail(train)[1]
+            _, reduced = _buckets(train_steps, train, MAX_POINTS)
+            sc.update(curves.rise_stats(reduced))
+            sc.update(curves.spike_stats(reduced))
+    if val is not None and val_steps:
+        sc.update(curves.val_stats(val, train_ref))
+        if train is not None and train_steps:
+            # The gap test the overfitting rule reads: validation against the training loss at the
+            # first logged training step at or after it (a run log has no eval-mode training loss).
+            from bisect import bisect_left  # noqa: PLC0415
+
+            def train_at(step: int) -> float:
+                i = min(bisect_left(train_steps, step), len(train_steps) - 1)
+                return train[i]
+
+            sc.update(curves.gap_tests(val, [train_at(s) for s in val_steps]))
+    return sc
+
+
 def to_metrics(root: Path, found: list[Curve]) -> Metrics:
     """The Metrics the rules read, from the curves of one run."""
     try:
@@ -151,34 +183,9 @@ def to_metrics(root: Path, found: list[Curve]) -> Metrics:
         xs, ys = _buckets(c.steps, c.values, CHART_POINTS)
         label = "accuracy" if r.startswith("acc") else "loss"
         m.series[r] = Series(x=xs, y=ys, y_label=label, x_label="step")
-    train = chosen.get("loss.train")
-    train_ref = None
-    if train is not None:
-        losses = train.values
-        bad = curves.first_nonfinite(losses)
-        sc["train.steps"] = train.steps[-1]
-        sc["run.points"] = len(losses)
-        sc["run.last_step"] = train.steps[-1]
-        sc["loss.first_nonfinite_step"] = train.steps[bad] if bad >= 0 else -1
-        sc.update(curves.train_stats(losses))
-        if bad < 0 and len(losses) >= curves.MIN_POINTS:
-            train_ref = curves.head_tail(losses)[1]
-            _, reduced = _buckets(train.steps, losses, MAX_POINTS)
-            sc.update(curves.rise_stats(reduced))
-            sc.update(curves.spike_stats(reduced))
-    val = chosen.get("loss.val")
-    if val is not None:
-        sc.update(curves.val_stats(val.values, train_ref))
-        if train is not None:
-            # The gap test the overfitting rule reads: validation against the training loss at the
-            # first logged training step at or after it (a run log has no eval-mode training loss).
-            from bisect import bisect_left  # noqa: PLC0415
-
-            def train_at(step: int) -> float:
-                i = min(bisect_left(train.steps, step), len(train.steps) - 1)
-                return train.values[i]
-
-            sc.update(curves.gap_tests(val.values, [train_at(s) for s in val.steps]))
+    train, val = chosen.get("loss.train"), chosen.get("loss.val")
+    sc.update(run_scalars(train.steps if train else None, train.values if train else None,
+                          val.steps if val else None, val.values if val else None))
     if "acc.train" in chosen and "acc.val" in chosen:
         sc.update(curves.acc_stats(chosen["acc.train"].values[-1], chosen["acc.val"].values[-1]))
     m.setup.notes = [f"{r} from `{c.label}` ({len(c.steps)} points)" for r, c in sorted(chosen.items())]

@@ -145,4 +145,7 @@ class RuleSpec(_Spec):
     # and counted once; a crash that one of them names (doctor/collect/crash.py) is explained by this one too.
     explains: Annotated[list[Kebab], _none_as_empty(list)] = Field(default_factory=list)
     references: Annotated[list[Text], _none_as_empty(list)] = Field(default_factory=list)
+    # Judged by doctor.watch on the user's own training run, from the curves and per-layer statistics it
+    # keeps; a rule that needs doctor's probes (a range test, a memorised batch) cannot be.
+    live: bool = False
     doc: DocSpec
