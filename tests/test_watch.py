@@ -161,3 +161,12 @@ def test_bad_options_are_clear_errors_at_once() -> None:
         Monitor(model, opt, rules=["lr-too-low"])
     with pytest.raises(ValueError, match="every must be a positive"):
         Monitor(model, opt, every=0)
+
+
+@pytest.mark.parametrize(("args", "said"), [((), "0 findings"), (("--lr", "30"), "doctor.watch stopped the run at step 100: nan-loss")])
+def test_the_plain_loop_example_runs(tmp_path: Path, args: tuple, said: str) -> None:
+    proc = subprocess.run([sys.executable, str(REPO / "examples" / "watch" / "plain_loop.py"), *args], cwd=tmp_path,
+                          capture_output=True, text=True, timeout=300)
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    assert said in proc.stdout
+    assert (tmp_path / "doctor-watch-report" / "report.html").exists() and any((tmp_path / "runs" / "watch").iterdir())

@@ -1,7 +1,7 @@
 """doctor.watch in a plain PyTorch loop: the same rules as `doctor check`, on your own run.
 
-    python examples/watch_loop.py                 # a healthy run: no findings
-    python examples/watch_loop.py --lr 30         # a rate far too high: nan-loss and exploding-gradients,
+    python examples/watch/plain_loop.py                 # a healthy run: no findings
+    python examples/watch/plain_loop.py --lr 30         # a rate far too high: nan-loss and exploding-gradients,
                                                   # and halt_on stops the run at the first judgement after it
 
 It writes TensorBoard scalars to runs/watch (readable by TensorBoard and by `doctor check --logdir runs/watch`)
