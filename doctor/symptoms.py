@@ -22,5 +22,7 @@ DYNAMICS = (
 CRASH = (
     "dtype_mismatch", "no_gradient", "inplace_modification", "graph_reuse", "device_mismatch",
 )
+# A torch.distributed run under doctor.watch (rules/distributed/): what the ranks see and hold.
+DISTRIBUTED = ("distributed_data", "distributed_sync")
 
-SYMPTOMS: frozenset[str] = frozenset(STRUCTURE + DATA + DYNAMICS + CRASH)
+SYMPTOMS: frozenset[str] = frozenset(STRUCTURE + DATA + DYNAMICS + CRASH + DISTRIBUTED)

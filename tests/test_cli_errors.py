@@ -64,7 +64,7 @@ def test_unknown_rule_in_select():
 
 
 @pytest.mark.parametrize("text, line, words", [
-    ("typo in when", 5, "unknown metric 'loss.nonfinit'"),
+    ("typo in when", 6, "unknown metric 'loss.nonfinit'"),
     ("yaml syntax", 2, "YAML syntax error"),
 ])
 def test_malformed_rule_in_rules_dir(tmp_path, text, line, words):

@@ -66,7 +66,11 @@ class Monitor:
                                  f"live run; live rules: {', '.join(sorted(live))}")
         self.rules = [every_rule[r] for r in chosen]
         self.halt_on = set(halt_on)
-        self.model, self.optimizer, self.every = model, optimizer, every
+        # DistributedDataParallel (and DataParallel) wrap the user's module: watch and name the layers inside.
+        inner = getattr(model, "module", None)
+        self.model = inner if isinstance(inner, type(model).__mro__[-2]) and type(model).__name__ in (
+            "DistributedDataParallel", "DataParallel") else model
+        self.optimizer, self.every = optimizer, every
         # Gradient norms, updates and activations on one step in `sample_every`; the loss on every step. Unless
         # it is given, the period adapts so that the sampled steps cost about SAMPLE_BUDGET of the run's time.
         self.sample_every = sample_every or SAMPLE_EVERY
@@ -152,6 +156,9 @@ class Monitor:
             self.steps += 1
             if (self.steps + 1) % self.sample_every == 0:
                 self._stats.arm()
+            if self._dist is not None:
+                self._distributed_read()
+                return
             at_every = self.steps % self.every == 0
             due = at_every and time.perf_counter() >= self._next_judge
             # With halt_on, the losses are read every `every` steps (one read, not one per step), so a run that
@@ -218,6 +225,23 @@ class Monitor:
                 self._fail(exc)
             return None
         return safe
+
+    def _distributed_read(self) -> None:
+        """Under torch.distributed every rank reads at the same steps (the reads are collectives); rank 0 judges
+        and tells every rank whether to stop, so a halt ends all of them together."""
+        from doctor.monitor.distributed import READ_EVERY  # noqa: PLC0415
+
+        if self.steps % max(self.every, READ_EVERY):
+            return
+        self._flush()
+        stop = None
+        if self._is_writer() and time.perf_counter() >= self._next_judge:
+            try:
+                self._judge()
+            except DoctorHalt as exc:
+                stop = exc
+        if self._dist.halt(stop is not None):
+            raise stop or DoctorHalt(f"doctor.watch stopped the run at step {self.steps} (rank 0 found a halt_on rule)")
 
     def _time_step(self, sampled: bool) -> None:
         """Time between step calls, kept apart for sampled and plain steps, to size the sampling period."""
