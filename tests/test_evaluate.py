@@ -280,3 +280,11 @@ def test_value_formatting(value, spec, text):
 
 def test_compact_negative():
     assert compact(-0.000123) == "-1.23e-4"
+
+
+def test_a_unit_glued_to_a_value_not_measured_goes_with_it() -> None:
+    from doctor.engine.template import parse_template  # noqa: PLC0415
+
+    t = parse_template("first {a:.3g}x the last; peak {b:.3g}x, {c} xylophones, {d:.3g}x")
+    values = {"a": float("nan"), "b": 2.0, "c": None, "d": None}
+    assert t.render(values.__getitem__) == "first nan the last; peak 2x, n/a xylophones, n/a"

@@ -45,7 +45,11 @@ class Template:
     def render(self, get: Callable[[str], Any]) -> str:
         """Fill placeholders with `get(name)`; a Missing (or None) value renders as n/a."""
         out = []
+        unitless = False
         for literal, name, spec in self.parts:
+            # "{ratio:.3g}x" with no ratio reads "n/a", not "n/ax": a unit glued to a missing (or NaN) value goes.
+            if unitless and literal[:1] == "x" and not literal[1:2].isalnum():
+                literal = literal[1:]
             out.append(literal)
             if name is None:
                 continue
@@ -53,7 +57,9 @@ class Template:
                 value = get(name)
             except Missing:
                 value = None
-            out.append(format_value(value, spec))
+            shown = format_value(value, spec)
+            unitless = shown in (NOT_MEASURED, "nan", "inf", "-inf")
+            out.append(shown)
         return "".join(out)
 
 
