@@ -132,7 +132,6 @@ class Verification(BaseModel):
     note: str = ""  # the fix's own measurement, in one sentence
     # The fix's own curves (a loss swap's validation score over steps): as it was here, with the fix in `series`.
     baseline_series: dict[str, Series] = Field(default_factory=dict)
-    extra_series: dict[str, Series] = Field(default_factory=dict, exclude=True)  # staging while the fix runs
     edits: list[SourceEdit] = Field(default_factory=list)  # where the user's file would change, when known
     diff: str = ""  # those edits as a unified diff of the user's file
 

@@ -77,8 +77,13 @@ def scalar_events(metrics: Metrics) -> list[tuple[str, int, float]]:
 def _findings_text(report: Report) -> str:
     if not report.findings:
         return f"doctor: {report.status.value}, no findings"
+    return findings_table(report.findings)
+
+
+def findings_table(findings: list) -> str:
+    """The findings as the Markdown table TensorBoard's text plugin shows."""
     rows = ["| severity | rule | where | message |", "| --- | --- | --- | --- |"]
-    for f in report.findings:
+    for f in findings:
         where = f.location.module or (f"class {f.location.label}" if f.location.label else "")
         rows.append(f"| {f.severity.value} | {f.rule} | {where} | {f.message.replace('|', '/')} |")
     return "\n".join(rows)
@@ -90,7 +95,7 @@ def write_events(report: Report, out_dir: Path) -> Path:
     Event files doctor wrote there before are removed first, so TensorBoard does not draw two runs
     on top of each other.
     """
-    from tensorboard.compat.proto import event_pb2, summary_pb2, tensor_pb2, tensor_shape_pb2, types_pb2
+    from tensorboard.compat.proto import event_pb2, summary_pb2
     from tensorboard.summary.writer.event_file_writer import EventFileWriter
 
     out_dir.mkdir(parents=True, exist_ok=True)
@@ -103,12 +108,19 @@ def write_events(report: Report, out_dir: Path) -> Path:
         for tag, step, value in events:
             summary = summary_pb2.Summary(value=[summary_pb2.Summary.Value(tag=tag, simple_value=value)])
             writer.add_event(event_pb2.Event(wall_time=now, step=step, summary=summary))
-        text = tensor_pb2.TensorProto(
-            dtype=types_pb2.DT_STRING, string_val=[_findings_text(report).encode("utf-8")],
-            tensor_shape=tensor_shape_pb2.TensorShapeProto(dim=[tensor_shape_pb2.TensorShapeProto.Dim(size=1)]))
-        meta = summary_pb2.SummaryMetadata(plugin_data=summary_pb2.SummaryMetadata.PluginData(plugin_name="text"))
-        summary = summary_pb2.Summary(value=[summary_pb2.Summary.Value(tag=FINDINGS_TAG, metadata=meta, tensor=text)])
-        writer.add_event(event_pb2.Event(wall_time=now, step=0, summary=summary))
+        writer.add_event(text_event(FINDINGS_TAG, _findings_text(report), now))
     finally:
         writer.close()
     return Path(writer._file_name)  # noqa: SLF001 - the writer has no public name for its file
+
+
+def text_event(tag: str, text: str, wall_time: float, step: int = 0):
+    """A TensorBoard text-plugin event holding `text`."""
+    from tensorboard.compat.proto import event_pb2, summary_pb2, tensor_pb2, tensor_shape_pb2, types_pb2
+
+    tensor = tensor_pb2.TensorProto(
+        dtype=types_pb2.DT_STRING, string_val=[text.encode("utf-8")],
+        tensor_shape=tensor_shape_pb2.TensorShapeProto(dim=[tensor_shape_pb2.TensorShapeProto.Dim(size=1)]))
+    meta = summary_pb2.SummaryMetadata(plugin_data=summary_pb2.SummaryMetadata.PluginData(plugin_name="text"))
+    summary = summary_pb2.Summary(value=[summary_pb2.Summary.Value(tag=tag, metadata=meta, tensor=tensor)])
+    return event_pb2.Event(wall_time=wall_time, step=step, summary=summary)

@@ -112,28 +112,32 @@ class GradStats:
     def summary(self) -> dict[str, Any]:
         """Read the buffers back once and reduce them to per-layer medians and maxima."""
         n = self.steps_recorded
-        norms = self.norms[:n].cpu()
-        total = self.total[:n].cpu()
-        out: dict[str, Any] = {"layers": {}, "steps": n}
-        if n == 0 or not self.layers:
-            return out
-        finite_total = total[torch.isfinite(total)]
-        out["nonfinite"] = bool((~torch.isfinite(total)).any())
-        out["total"] = total.tolist()
-        out["total_norm_max"] = float(finite_total.max()) if finite_total.numel() else float("inf")
-        out["total_norm_median"] = float(finite_total.median()) if finite_total.numel() else float("inf")
-        for j, name in enumerate(self.layers):
-            col = norms[:, j]
-            col = col[torch.isfinite(col)]
-            if col.numel() == 0:
-                continue
-            med = float(col.median())
-            out["layers"][name] = {
-                "grad.norm": med,
-                "grad.norm_max": float(col.max()),
-                "grad.rms": med / math.sqrt(self.numel[j]),
-            }
+        return reduce_norms(self.norms[:n].cpu(), self.total[:n].cpu(), self.layers, self.numel)
+
+
+def reduce_norms(norms: torch.Tensor, total: torch.Tensor, layers: list[str], numel: list[int]) -> dict[str, Any]:
+    """(steps, layers) gradient norms and (steps,) global norms, on the host, as per-layer medians and maxima."""
+    n = int(total.shape[0])
+    out: dict[str, Any] = {"layers": {}, "steps": n}
+    if n == 0 or not layers:
         return out
+    finite_total = total[torch.isfinite(total)]
+    out["nonfinite"] = bool((~torch.isfinite(total)).any())
+    out["total"] = total.tolist()
+    out["total_norm_max"] = float(finite_total.max()) if finite_total.numel() else float("inf")
+    out["total_norm_median"] = float(finite_total.median()) if finite_total.numel() else float("inf")
+    for j, name in enumerate(layers):
+        col = norms[:, j]
+        col = col[torch.isfinite(col)]
+        if col.numel() == 0:
+            continue
+        med = float(col.median())
+        out["layers"][name] = {
+            "grad.norm": med,
+            "grad.norm_max": float(col.max()),
+            "grad.rms": med / math.sqrt(numel[j]),
+        }
+    return out
 
 
 @dataclass

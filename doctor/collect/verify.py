@@ -80,13 +80,14 @@ def run(ctx, request: FixRequest, say: Callable[[str], None] = lambda _m: None) 
         out.probes.append(ProbeRecord(name=probe.name, status=status, reason=reason,
                                       duration_s=round(time.perf_counter() - t, 3)))
     after.scalars.update(getattr(module, "FACTS", {}))
+    fix_curves: dict = {}  # a fix's own curves as fixed (a loss swap's score); as it was in out.baseline_series
     if hasattr(module, "measure"):
         try:
             got = module.measure(ctx, fixed)
             out.baseline, measured, out.note = got[:3]
             after.scalars.update(measured)
             for name, (b_curve, a_curve) in (got[3] if len(got) > 3 else {}).items():
-                out.baseline_series[name], out.extra_series[name] = b_curve, a_curve
+                out.baseline_series[name], fix_curves[name] = b_curve, a_curve
         except Exception as exc:  # noqa: BLE001 - the user's data or model raising is a result
             out.error = out.error or f"the fix's own measurement failed ({type(exc).__name__}: {exc})".splitlines()[0]
     if hasattr(module, "edit"):
@@ -94,8 +95,7 @@ def run(ctx, request: FixRequest, say: Callable[[str], None] = lambda _m: None) 
         out.diff = _diff(out.edits)
     out.metric = getattr(module, "COMPARE", out.metric)
     out.scalars, out.layers = after.scalars, after.layers
-    out.series = {**{k: v for k, v in after.series.items() if k in CHARTED}, **out.extra_series}
-    out.extra_series = {}
+    out.series = {**{k: v for k, v in after.series.items() if k in CHARTED}, **fix_curves}
     out.duration_s = round(time.perf_counter() - start, 3)
     return out
 

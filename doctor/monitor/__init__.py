@@ -23,7 +23,6 @@ import sys
 import time
 import warnings
 from pathlib import Path
-from types import SimpleNamespace
 from typing import Any, Callable, Iterable, Optional, Union
 
 HISTORY_STEPS = 2000  # the gradient statistics a judgement reads: the most recent steps, not the whole run
@@ -67,9 +66,8 @@ class Monitor:
         self.rules = [every_rule[r] for r in chosen]
         self.halt_on = set(halt_on)
         # DistributedDataParallel (and DataParallel) wrap the user's module: watch and name the layers inside.
-        inner = getattr(model, "module", None)
-        self.model = inner if isinstance(inner, type(model).__mro__[-2]) and type(model).__name__ in (
-            "DistributedDataParallel", "DataParallel") else model
+        wrapped = type(model).__name__ in ("DistributedDataParallel", "DataParallel")
+        self.model = model.module if wrapped else model
         self.optimizer, self.every = optimizer, every
         # Gradient norms, updates and activations on one step in `sample_every`; the loss on every step. Unless
         # it is given, the period adapts so that the sampled steps cost about SAMPLE_BUDGET of the run's time.
@@ -314,8 +312,9 @@ class Monitor:
         import torch  # noqa: PLC0415
 
         from doctor.catalogue import CATALOGUE  # noqa: PLC0415
-        from doctor.collect.probes.overfit_batch import _publish_updates  # noqa: PLC0415
-        from doctor.collect.probes.training_burst import _publish_acts, _publish_grads  # noqa: PLC0415
+        from doctor.collect.instrument import reduce_norms  # noqa: PLC0415
+        from doctor.collect.probes.overfit_batch import publish_updates  # noqa: PLC0415
+        from doctor.collect.probes.training_burst import publish_acts, publish_grads  # noqa: PLC0415
         from doctor.logdir import run_scalars  # noqa: PLC0415
         from doctor.metrics import Metrics, ProbeRecord, ProbeStatus, Series, SetupInfo  # noqa: PLC0415
 
@@ -334,30 +333,15 @@ class Monitor:
         m.scalars.update(run_scalars(steps or None, losses or None, self._val[0] or None, self._val[1] or None))
         if self._dist is not None:
             m.scalars.update(self._dist.scalars())
-        shim = SimpleNamespace(metrics=m, setup=SimpleNamespace(model=self.model))
         if self._grad_steps and self._stats is not None:
-            norms = torch.cat(self._grad_steps)
-            summary: dict[str, Any] = {"layers": {}, "steps": int(norms.shape[0])}
-            totals = torch.tensor(self._totals[-HISTORY_STEPS:], dtype=torch.float64)
-            finite = totals[torch.isfinite(totals)]
-            summary["nonfinite"] = bool((~torch.isfinite(totals)).any())
-            summary["total"] = totals.tolist()
-            summary["total_norm_max"] = float(finite.max()) if finite.numel() else float("inf")
-            summary["total_norm_median"] = float(finite.median()) if finite.numel() else float("inf")
-            for j, name in enumerate(self._stats.grads.layers):
-                col = norms[:, j]
-                col = col[torch.isfinite(col)]
-                if col.numel():
-                    med = float(col.median())
-                    summary["layers"][name] = {"grad.norm": med, "grad.norm_max": float(col.max()),
-                                               "grad.rms": med / math.sqrt(self._stats.grads.numel[j])}
-            _publish_grads(shim, summary)
+            grads = self._stats.grads
+            totals = torch.tensor(self._totals[-HISTORY_STEPS:], dtype=torch.float32)
+            publish_grads(m, self.model, reduce_norms(torch.cat(self._grad_steps)[-HISTORY_STEPS:], totals, grads.layers, grads.numel))
         if self._acts:
-            _publish_acts(shim, dict(self._acts))
+            publish_acts(m, dict(self._acts))
         if self._updates and self._stats is not None:
-            _publish_updates(shim, {"steps": self.steps, "ratio": dict(self._updates), "no_grad": [], "not_moved": [],
-                                    "params": len(self._stats.grads.params)}, {})
-        m.duration_s = 0.0
+            publish_updates(m, {"steps": self.steps, "ratio": dict(self._updates), "no_grad": [], "not_moved": [],
+                                "params": len(self._stats.grads.params)}, {})
         m.probes.append(ProbeRecord(name="watch", status=ProbeStatus.ran,
                                     measures=["loss.train", "grad.*", "upd.*", "act.*"]))
         for probe in sorted({d.probe for d in CATALOGUE.values()} - {"watch"}):

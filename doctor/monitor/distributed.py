@@ -36,13 +36,11 @@ class Ranks:
 
         self.dist = dist
         self.rank, self.world = dist.get_rank(), dist.get_world_size()
-        self.module = getattr(model, "module", model)  # DistributedDataParallel wraps the user's module
         self.optimizer = optimizer
-        self.params = [(n, p) for n, p in self.module.named_parameters()]
+        self.params = [(n, p) for n, p in model.named_parameters()]  # the monitor hands over the unwrapped module
         self.device = next((p.device for _, p in self.params), torch.device("cpu"))
-        bn = [n for n, m in self.module.named_modules()
-              if isinstance(m, nn.modules.batchnorm._BatchNorm) and not isinstance(m, nn.SyncBatchNorm)]
-        self.bn_layers = bn
+        self.bn_layers = [n for n, m in model.named_modules()
+                          if isinstance(m, nn.modules.batchnorm._BatchNorm) and not isinstance(m, nn.SyncBatchNorm)]
         self.fingerprints: list[torch.Tensor] = []
         self.rows: Optional[int] = None
         self.seen: dict[tuple, int] = {}

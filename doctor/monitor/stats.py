@@ -44,7 +44,6 @@ class LiveStats:
         self._upd_sum = torch.zeros(len(self.grads.layers), device=self.device)
         self._upd_n = 0
         self._acts: dict[str, dict[str, Any]] = {}
-        self.act_types: dict[str, str] = {}
 
     # -- hooks ---------------------------------------------------------------------------------
     def attach(self) -> "LiveStats":
@@ -55,7 +54,6 @@ class LiveStats:
                     else "tanh" if isinstance(mod, nn.Tanh) else None)
             if kind is None:
                 continue
-            self.act_types[name] = type(mod).__name__
             self._kinds.append((mod, self.guard(self._act_hook(name, kind))))
         return self
 

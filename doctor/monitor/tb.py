@@ -46,20 +46,10 @@ class Writer:
 
     def findings(self, findings: list) -> None:
         """The findings as a text summary under doctor/findings, as `doctor check --output-dir` writes it."""
-        from tensorboard.compat.proto import (  # noqa: PLC0415
-            event_pb2, summary_pb2, tensor_pb2, tensor_shape_pb2, types_pb2)
+        from doctor.tensorboard import FINDINGS_TAG, findings_table, text_event  # noqa: PLC0415
 
-        rows = ["| severity | rule | where | message |", "| --- | --- | --- | --- |"] + [
-            f"| {f.severity.value} | {f.rule} | {f.location.module or ''} | {f.message.replace('|', '/')} |"
-            for f in findings]
-        text = "\n".join(rows) if findings else "doctor.watch: no findings"
-        tensor = tensor_pb2.TensorProto(
-            dtype=types_pb2.DT_STRING, string_val=[text.encode("utf-8")],
-            tensor_shape=tensor_shape_pb2.TensorShapeProto(dim=[tensor_shape_pb2.TensorShapeProto.Dim(size=1)]))
-        meta = summary_pb2.SummaryMetadata(plugin_data=summary_pb2.SummaryMetadata.PluginData(plugin_name="text"))
-        summary = summary_pb2.Summary(value=[summary_pb2.Summary.Value(tag="doctor/findings", metadata=meta,
-                                                                       tensor=tensor)])
-        self._w.add_event(event_pb2.Event(wall_time=time.time(), step=0, summary=summary))
+        text = findings_table(findings) if findings else "doctor.watch: no findings"
+        self._w.add_event(text_event(FINDINGS_TAG, text, time.time()))
 
     def flush(self) -> None:
         self._w.flush()

@@ -34,9 +34,10 @@ def _auc(scores: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:
     pos = lab.sum(0)
     neg = lab.shape[0] - pos
     ok = (pos > 0) & (neg > 0)
+    if not bool(ok.any()):
+        return torch.full((), float("nan"), device=scores.device)
     auc = ((ranks * lab).sum(0) - pos * (pos + 1) / 2) / (pos * neg).clamp_min(1)
-    return torch.where(ok, auc, torch.zeros_like(auc)).sum() / ok.sum().clamp_min(1) if bool(ok.any()) else \
-        torch.full((), float("nan"), device=scores.device)
+    return auc[ok].mean()
 
 
 def _scorer(ctx, kind: str):

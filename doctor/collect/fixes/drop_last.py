@@ -9,6 +9,7 @@ import torch
 from torch.utils.data import DataLoader
 
 from doctor.collect import data as datamod
+from doctor.collect.context import last_batch_rows
 from doctor.collect.fixes import NotApplicable, _source
 
 # The bursts train on the cached full batches either way; what changes is the epoch's last batch, so
@@ -18,9 +19,11 @@ COMPARE = "epoch.last_batch_trains"
 
 
 def _rows(loader) -> tuple[int, int, int]:
-    n, bs = len(loader.sampler), int(loader.batch_size)
-    rest = n % bs
-    return (bs if rest == 0 or loader.drop_last else rest), n, bs
+    """(rows in an epoch's last batch, samples per epoch, batch size), as the setup measured them."""
+    got = last_batch_rows(loader)
+    if got is None:
+        raise NotApplicable("the training DataLoader's sampler has no length")
+    return got
 
 
 def apply(ctx):
@@ -29,10 +32,7 @@ def apply(ctx):
         raise NotApplicable("the training data is not a DataLoader that batches by size")
     if loader.drop_last:
         raise NotApplicable("the training DataLoader drops its incomplete last batch already")
-    try:
-        rows, n, bs = _rows(loader)
-    except TypeError:
-        raise NotApplicable("the training DataLoader's sampler has no length") from None
+    rows, n, bs = _rows(loader)
     new = DataLoader(loader.dataset, batch_size=bs, sampler=loader.sampler, collate_fn=loader.collate_fn,
                      drop_last=True)
     fixed = dataclasses.replace(ctx, train_loader=new, cache={})

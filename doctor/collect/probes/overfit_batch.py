@@ -95,7 +95,7 @@ def run(ctx) -> Optional[dict[str, str]]:
         why = f"the loss on the batch became NaN or infinite at step {bad}, before updates were measured"
         skipped["update_ratio"] = skipped["unchanged_weights"] = why
     else:
-        _publish_updates(ctx, upd.summary(), skipped)
+        publish_updates(ctx.metrics, upd.summary(), skipped)
     if bad:
         skipped["train_eval"] = "the loss on the batch became NaN or infinite"
     else:
@@ -128,14 +128,15 @@ def _publish_overfit(ctx, curve: list[float]) -> None:
         sc["ovf.loss_ratio"] = end / start
 
 
-def _publish_updates(ctx, s: dict[str, Any], skipped: dict[str, str]) -> None:
-    sc = ctx.metrics.scalars
+def publish_updates(m, s: dict[str, Any], skipped: dict[str, str]) -> None:
+    """UpdateStats.summary() (or the live monitor's) into the Metrics document `m`."""
+    sc = m.scalars
     if not s["params"]:
         skipped["update_ratio"] = skipped["unchanged_weights"] = "the model has no trainable parameters"
         return
     ratios: dict[str, float] = s["ratio"]
     for name, r in ratios.items():
-        ctx.metrics.layers.setdefault(name, {})["upd.ratio"] = r
+        m.layers.setdefault(name, {})["upd.ratio"] = r
     moving = {n: r for n, r in ratios.items() if r > 0}
     if moving:
         vals = sorted(moving.values())
@@ -148,8 +149,8 @@ def _publish_updates(ctx, s: dict[str, Any], skipped: dict[str, str]) -> None:
         if med > 0:
             sc["upd.min_to_median"] = moving[lo] / med
         for name, r in moving.items():
-            ctx.metrics.layers[name]["upd.ratio_to_median"] = r / med if med > 0 else None
-        ctx.metrics.series["upd.ratio_by_layer"] = Series(
+            m.layers[name]["upd.ratio_to_median"] = r / med if med > 0 else None
+        m.series["upd.ratio_by_layer"] = Series(
             x=list(ratios), y=list(ratios.values()), x_label="layer (forward order)",
             y_label="update / weight norm per step", log_y=True)
     else:

@@ -105,8 +105,9 @@ def _curve_scalars(ctx, res: BurstResult) -> None:
         sc.update(curves.acc_stats(col["train_acc"][-1], col["val_acc"][-1]))
 
 
-def _publish_grads(ctx, summary: dict[str, Any]) -> None:
-    sc = ctx.metrics.scalars
+def publish_grads(m, model: nn.Module, summary: dict[str, Any]) -> None:
+    """GradStats.summary() into the Metrics document `m` (a burst's, or a live run's under doctor.watch)."""
+    sc = m.scalars
     layers = summary.get("layers", {})
     sc["grad.steps"] = summary.get("steps", 0)
     if "nonfinite" in summary:
@@ -114,52 +115,53 @@ def _publish_grads(ctx, summary: dict[str, Any]) -> None:
         sc["grad.total_norm_max"] = summary["total_norm_max"]
         sc["grad.total_norm_median"] = summary["total_norm_median"]
     for name, row in layers.items():
-        ctx.metrics.layers.setdefault(name, {}).update(row)
+        m.layers.setdefault(name, {}).update(row)
     # The depth ratio compares weight layers only: an embedding's gradient is sparse (rows of unseen
     # tokens get none) and a norm layer's scale says little about the signal reaching the layer.
     # Parameters held by a container itself (ViT's class token and position embedding, on the root and on
     # its encoder) are not a layer of the signal path: their gradient sums over every position.
-    mods = dict(ctx.setup.model.named_modules())
-    weights = [n for n in layers if ctx.metrics.layer_types.get(n, "") not in _NOT_WEIGHT_LAYERS and n in mods and n
+    mods = dict(model.named_modules())
+    weights = [n for n in layers if m.layer_types.get(n, "") not in _NOT_WEIGHT_LAYERS and n in mods and n
                and (not any(True for _ in mods[n].children()) or isinstance(mods[n], nn.MultiheadAttention))]
     if len(weights) >= 2:
         names = list(layers)
         first, last = weights[0], weights[-1]
         last_rms = layers[last]["grad.rms"]
         for name in names:
-            layers_row = ctx.metrics.layers[name]
+            layers_row = m.layers[name]
             layers_row["grad.rms_to_last"] = layers_row["grad.rms"] / last_rms if last_rms > 0 else None
         sc["grad.first_layer"], sc["grad.last_layer"] = first, last
         if last_rms > 0:
             sc["grad.depth_ratio"] = layers[first]["grad.rms"] / last_rms
         sc["grad.min_rms_layer"] = min(names, key=lambda n: layers[n]["grad.rms"])
     if layers:
-        ctx.metrics.series["grad.norm_by_layer"] = Series(
+        m.series["grad.norm_by_layer"] = Series(
             x=list(layers), y=[r["grad.norm"] for r in layers.values()], x_label="layer (forward order)",
             y_label="median gradient norm", log_y=True)
-        ctx.metrics.series["grad.rms_by_layer"] = Series(
+        m.series["grad.rms_by_layer"] = Series(
             x=list(layers), y=[r["grad.rms"] for r in layers.values()], x_label="layer (forward order)",
             y_label="median RMS gradient", log_y=True)
     if summary.get("total"):
-        ctx.metrics.series["grad.total_norm"] = Series(
+        m.series["grad.total_norm"] = Series(
             x=list(range(1, len(summary["total"]) + 1)), y=summary["total"], y_label="global gradient norm",
             log_y=True)
 
 
-def _publish_acts(ctx, summary: dict[str, dict[str, Any]]) -> None:
-    sc = ctx.metrics.scalars
+def publish_acts(m, summary: dict[str, dict[str, Any]]) -> None:
+    """ActStats.summary() (or the live monitor's) into the Metrics document `m`."""
+    sc = m.scalars
     for name, row in summary.items():
-        ctx.metrics.layers.setdefault(name, {}).update(row)
+        m.layers.setdefault(name, {}).update(row)
     sc["act.layers_measured"] = len(summary)
     dead = {n: r["act.dead_frac"] for n, r in summary.items() if "act.dead_frac" in r}
     sat = {n: r["act.saturated_frac"] for n, r in summary.items() if "act.saturated_frac" in r}
     sc["act.dead_layers"] = sum(v > 0.5 for v in dead.values())
     sc["act.saturated_layers"] = sum(v > 0.5 for v in sat.values())
     if dead:
-        ctx.metrics.series["act.dead_frac_by_layer"] = Series(
+        m.series["act.dead_frac_by_layer"] = Series(
             x=list(dead), y=list(dead.values()), x_label="ReLU layer", y_label="dead-unit fraction", reference=0.5)
     if sat:
-        ctx.metrics.series["act.saturated_frac_by_layer"] = Series(
+        m.series["act.saturated_frac_by_layer"] = Series(
             x=list(sat), y=list(sat.values()), x_label="sigmoid/tanh layer", y_label="saturated fraction",
             reference=0.5)
 
@@ -203,8 +205,8 @@ def run(ctx) -> Optional[dict[str, str]]:
             checkpoint_every=ctx.budget.checkpoint_every, on_checkpoint=checkpoint)
     finally:
         acts.detach()
-    _publish_grads(ctx, grads.summary())
-    _publish_acts(ctx, acts.summary())
+    publish_grads(ctx.metrics, ctx.setup.model, grads.summary())
+    publish_acts(ctx.metrics, acts.summary())
     for name, site in acts.sites.items():
         ctx.metrics.layer_sites.setdefault(name, site)
     if not ctx.synthetic:
