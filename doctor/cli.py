@@ -28,6 +28,17 @@ class UsageError(Exception):
     """Bad flags or configuration: exit 2 with this message."""
 
 
+def _nproc(text: str) -> int:
+    """A number of local processes for the DDP burst: 1 (none) to 8."""
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a whole number") from None
+    if not 1 <= value <= 8:
+        raise argparse.ArgumentTypeError(f"{value} is out of range: --nproc takes 1 to 8 processes")
+    return value
+
+
 def _seed(text: str) -> int:
     """A seed torch accepts (it takes 64 bits; beyond that the collector would die on it)."""
     from doctor.collect.spec import SEED_LIMIT  # noqa: PLC0415
@@ -72,6 +83,12 @@ def _parser() -> argparse.ArgumentParser:
     c.add_argument("--verify-fixes", action="store_true", default=None,
                    help="apply each finding's fix in a re-run burst (the file is not changed) and report whether "
                         "the symptom went")
+    c.add_argument("--deploy", action="store_true", default=None,
+                   help="also check deployment readiness: export, eval-mode determinism, int8/bf16 drift, "
+                        "inference cost (on by default at --budget deep)")
+    c.add_argument("--nproc", type=_nproc, default=None, metavar="N",
+                   help="also run a burst under DistributedDataParallel on N local CPU processes (gloo) for the "
+                        "distributed rules")
     c.add_argument("--metrics", type=Path, help="judge a saved metrics.json instead of running the target")
     c.add_argument("--logdir", type=Path, metavar="RUN_DIR",
                    help="judge a finished run from the TensorBoard event files under RUN_DIR (no model needed)")
@@ -246,6 +263,8 @@ def _settings(args: argparse.Namespace, cfg: "Loaded") -> dict:
         "timeout": pick(args.timeout, c.timeout, None),
         "baseline": args.baseline if args.baseline is not None else cfg.baseline(),
         "verify_fixes": bool(pick(args.verify_fixes, c.verify_fixes, False)),
+        "deploy": bool(pick(args.deploy, c.deploy, False)),
+        "nproc": pick(args.nproc, c.nproc, 1),
     }
 
 
@@ -295,7 +314,8 @@ def _metrics(args: argparse.Namespace, settings: dict, console: Console, path: s
 
     verify = settings["verify_fixes"] and not args.static
     spec = CollectSpec(target=os.path.abspath(path), factory=factory, budget=settings["budget"],
-                       device=settings["device"], seed=settings["seed"], static_only=args.static, verify_fixes=verify)
+                       device=settings["device"], seed=settings["seed"], static_only=args.static, verify_fixes=verify,
+                       deploy=settings["deploy"] and not args.static, nproc=1 if args.static else settings["nproc"])
     timeout = settings["timeout"] if settings["timeout"] is not None else BUDGET_SPECS[settings["budget"]].timeout_s
     if verify and settings["timeout"] is None:  # each verified fix re-runs a burst: room for about two more runs
         timeout *= 3

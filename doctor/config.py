@@ -80,6 +80,8 @@ class Config(BaseModel):
     baseline: Optional[str] = None
     # --verify-fixes by default; the spelling (verify_fixes) is accepted beside the kebab-case key
     verify_fixes: Optional[bool] = Field(default=None, validation_alias=AliasChoices("verify-fixes", "verify_fixes"))
+    deploy: Optional[bool] = None  # the deployment probes at every budget, as --deploy
+    nproc: Optional[int] = Field(default=None, ge=1, le=8)  # as --nproc
     severity: dict[str, Literal["error", "warning", "info"]] = Field(default_factory=dict)
     params: dict[str, dict[str, ParamValue]] = Field(default_factory=dict)
 

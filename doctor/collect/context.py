@@ -133,6 +133,7 @@ class Context:
     forward_s: float = 0.0  # seconds of the first forward pass (hooks and warm-up included: an upper bound)
     step_s: float = 0.0  # seconds of the first forward and backward pass, or 3 forwards when it was not run
     full_budget: Optional[Budget] = None  # the budget before it was cut to fit its time (pace.fit), or None
+    options: dict[str, Any] = field(default_factory=dict)  # the run's switches: deploy, nproc, target, factory
 
     def fresh_model(self) -> nn.Module:
         """The model at its initial weights, in train mode, with the probe's RNG seeded."""

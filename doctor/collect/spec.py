@@ -17,6 +17,8 @@ class CollectSpec(BaseModel):
     seed: int = Field(default=0, ge=0, lt=SEED_LIMIT)
     static_only: bool = False
     verify_fixes: bool = False  # after the probes, wait for verify.json and re-measure the fixes it names
+    deploy: bool = False  # --deploy: the deployment probes run at any budget (they run at deep regardless)
+    nproc: int = Field(default=1, ge=1, le=8)  # --nproc N: a burst under DDP on N local processes as well
 
 
 SPEC_FILE = "spec.json"

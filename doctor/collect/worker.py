@@ -239,6 +239,7 @@ def main(workdir: Path) -> int:
         return EXIT_TARGET
 
     ctx.checkpoint = out.save
+    ctx.options = {"deploy": spec.deploy, "nproc": spec.nproc, "target": spec.target, "factory": spec.factory}
     skip_for_time = _fit_to_time(ctx, metrics, spent_s=time.perf_counter() - t0) if not spec.static_only else {}
     if isinstance(ctx.broken.cause if ctx.broken else None, TargetError):
         cause = ctx.broken.cause
@@ -255,8 +256,10 @@ def main(workdir: Path) -> int:
             for name in probe.reported:
                 metrics.probes.append(ProbeRecord(name=name, status=ProbeStatus.skipped, reason=skip_for_time[probe.name]))
             continue
-        if spec.budget not in probe.budgets:
-            why = (f"not run at --budget {spec.budget}: it runs at {' and '.join(probe.budgets)}"
+        if spec.budget not in probe.budgets and not _opted_in(probe, spec):
+            runs_at = (f"it runs with --{probe.opt_in}" + (" or" if probe.budgets else "") if probe.opt_in else "it runs")
+            why = (f"not run at --budget {spec.budget}: {runs_at}"
+                   + (f" at {' and '.join(probe.budgets)}" if probe.budgets else "")
                    + (f" (it costs {probe.cost})" if probe.cost else ""))
             for name in probe.reported:
                 metrics.probes.append(ProbeRecord(name=name, status=ProbeStatus.skipped, reason=why))
@@ -304,6 +307,13 @@ def main(workdir: Path) -> int:
         _verify(ctx, metrics, out, workdir)
     out.running("")
     return EXIT_TARGET if metrics.errors else EXIT_OK
+
+
+def _opted_in(probe, spec: CollectSpec) -> bool:
+    """A probe behind a switch (--deploy, --nproc N) runs at any budget once the switch is on."""
+    if probe.opt_in == "nproc":
+        return spec.nproc > 1
+    return bool(probe.opt_in) and bool(getattr(spec, probe.opt_in, False))
 
 
 def _verify(ctx, metrics: Metrics, out: Writer, workdir: Path) -> None:

@@ -30,6 +30,7 @@ class Probe:
     order: int = 50  # run position: static 0, data 10, init loss 20, training burst 50
     static: bool = False  # no training step, at most one example batch: allowed under --static
     budgets: tuple[str, ...] = ("quick", "standard", "deep")  # the --budget values it runs at; skipped at others
+    opt_in: str = ""  # a CollectSpec switch ("deploy", "nproc") that runs it at any budget; off, only its budgets
 
     @property
     def reported(self) -> tuple[str, ...]:
