@@ -74,6 +74,32 @@ class ErrorRecord(BaseModel):
     duplicate: bool = False  # the same crash as an earlier error, met again in another probe
 
 
+class DeployInfo(BaseModel):
+    """--deploy: what the model costs at inference and how it exports and quantises (the report's setup section)."""
+
+    weights: str = ""  # the weights judged: "trained" (the training burst's last) or "initial"
+    device: str = ""
+    params: Optional[int] = None
+    size_mb: Optional[float] = None  # torch.save of the state_dict
+    batch_size: Optional[int] = None  # the training batch size the second latency is measured at
+    latency_b1_ms: Optional[float] = None  # median over `repeats` timed calls after warm-up, eval mode, no grad
+    latency_batch_ms: Optional[float] = None
+    repeats: int = 0
+    export: str = ""  # torch.export: "ok", or what stopped it
+    export_max_diff: Optional[float] = None  # largest |exported - eager| over the held-out batches
+    export_second_batch: str = ""  # what happened at the second batch size
+    onnx: str = ""  # torch.onnx.export: "ok", what stopped it, or why it was not tried
+    eval_max_diff: Optional[float] = None  # largest difference between two eval-mode calls on the same batch
+    metric: str = ""  # the validation metric the drifts are measured on: "accuracy" or "loss"
+    fp32_metric: Optional[float] = None
+    int8_metric: Optional[float] = None
+    int8_out_err: Optional[float] = None  # relative RMS change of the outputs
+    int8_layers: str = ""  # the layers most responsible, with their own output errors
+    bf16_metric: Optional[float] = None
+    bf16_out_err: Optional[float] = None
+    bf16_layers: str = ""
+
+
 class SetupInfo(BaseModel):
     target: str = ""
     model_class: str = ""
@@ -84,6 +110,7 @@ class SetupInfo(BaseModel):
     device: str = "cpu"
     defaults_used: list[str] = Field(default_factory=list)  # e.g. "optimizer: Adam(lr=1e-3)"
     notes: list[str] = Field(default_factory=list)
+    deploy: Optional[DeployInfo] = None  # --deploy (or --budget deep): inference cost, export and drift figures
 
 
 class FixRequest(BaseModel):

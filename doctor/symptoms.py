@@ -25,4 +25,7 @@ CRASH = (
 # A torch.distributed run under doctor.watch (rules/distributed/): what the ranks see and hold.
 DISTRIBUTED = ("distributed_data", "distributed_sync")
 
-SYMPTOMS: frozenset[str] = frozenset(STRUCTURE + DATA + DYNAMICS + CRASH + DISTRIBUTED)
+# Deployment readiness (--deploy, rules/deploy/): what changes between the trained model and the deployed one.
+DEPLOY = ("export_failure", "export_mismatch", "eval_nondeterminism", "precision_drift")
+
+SYMPTOMS: frozenset[str] = frozenset(STRUCTURE + DATA + DYNAMICS + CRASH + DISTRIBUTED + DEPLOY)

@@ -1,7 +1,7 @@
 """Every fixture through the real CLI: the rules its header expects fire; healthy fixtures stay clean.
 
 A fixture's docstring holds `expect: rule-a, rule-b` (or `expect: clean`) and optionally
-`exit: N`. A fault fixture must report at least the rules it names (a fault may also show
+`exit: N` and `flags: --deploy` (extra `doctor check` options its rules need). A fault fixture must report at least the rules it names (a fault may also show
 its consequences, e.g. NaN data also makes a NaN loss); a healthy fixture must report nothing
 at warning or above. The healthy real architectures are fixtures too, so false alarms fail here.
 """
@@ -37,6 +37,12 @@ def info_rules(path: Path) -> set[str]:
     return {r.strip() for r in m.group(1).split(",")} if m else set()
 
 
+def flags(path: Path) -> list[str]:
+    """Extra `doctor check` options from a `flags: --deploy` header line (the probe family its rules need)."""
+    m = re.search(r"^flags:\s*(.+)$", ast.get_docstring(ast.parse(path.read_text())) or "", re.M)
+    return m.group(1).split() if m else []
+
+
 def check(path: Path, *args: str) -> tuple[subprocess.CompletedProcess, dict]:
     proc = subprocess.run([sys.executable, "-m", "doctor", "check", str(path), "--format", "json", "-q", *args],
                           cwd=ROOT, capture_output=True, text=True, timeout=300)
@@ -51,7 +57,7 @@ def gating(report: dict) -> set[str]:
 @pytest.mark.parametrize("path", FIXTURES + EXAMPLES, ids=lambda p: f"{p.parent.name}/{p.stem}")
 def test_fixture_reports_what_its_header_says(path: Path) -> None:
     expected, exit_code = header(path)
-    proc, report = check(path)
+    proc, report = check(path, *flags(path))
     fired = gating(report)
     infos = {f["rule"] for f in report["findings"] if f["severity"] == "info"}
     assert info_rules(path) <= infos, f"{path.name}: expected info findings {sorted(info_rules(path))}, got {infos}"

@@ -205,6 +205,8 @@ def run(ctx) -> Optional[dict[str, str]]:
             checkpoint_every=ctx.budget.checkpoint_every, on_checkpoint=checkpoint)
     finally:
         acts.detach()
+    if ctx.options.get("deploy") or ctx.budget.name == "deep":  # the deploy probes judge the trained weights
+        ctx.cache["trained_state"] = {k: v.detach().clone() for k, v in model.state_dict().items()}
     publish_grads(ctx.metrics, ctx.setup.model, grads.summary())
     publish_acts(ctx.metrics, acts.summary())
     for name, site in acts.sites.items():
