@@ -51,10 +51,8 @@ METRICS: list[MetricDef] = [
            unit="samples"),
     metric("deploy.eval_max_diff", EVAL, "Largest difference between two eval-mode calls on the same batch.", unit=""),
     metric("deploy.eval_rel_diff", EVAL, "That difference over the largest output.", unit="x"),
-    metric("deploy.eval_random", EVAL, "Two eval calls differ, and repeating the first one's random seed repeats its "
-           "output: the forward draws random numbers in eval mode.", kind="bool"),
-    metric("deploy.eval_stateful", EVAL, "Two eval calls differ even from the same random seed: the forward keeps "
-           "state between calls.", kind="bool"),
+    metric("deploy.eval_same_seed_rel_diff", EVAL, "Difference between two eval calls from the same random seed, over "
+           "the largest output: not 0 when the forward keeps state between calls.", unit="x"),
     metric("deploy.eval_state_changed", EVAL, "Eval-mode calls changed a parameter or buffer of the model.",
            kind="bool"),
     metric("deploy.eval_changed_at", EVAL, "The first parameter or buffer an eval-mode call changed.", kind="text"),
