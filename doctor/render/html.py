@@ -5,7 +5,7 @@ from __future__ import annotations
 from markupsafe import Markup
 
 from doctor.metrics import CATALOGUE, ProbeStatus
-from doctor.render import figures, locate, values, verified
+from doctor.render import deploy, figures, locate, values, verified
 from doctor.render.templating import environment, read_asset
 from doctor.report import Finding, Report
 
@@ -68,6 +68,7 @@ def render_html(report: Report) -> str:
         seed=metrics.seed if metrics else None,
         budget=metrics.budget if metrics else None,
         cause_label=CAUSE_LABEL,
+        deploy_rows=deploy.rows(report.setup.deploy),
         verify_cost=(lambda c: verified.cost_sentence(c) if c else "")(verified.cost(metrics)),
         fileline=values.fileline,
         css=Markup(read_asset("html/report.css")),

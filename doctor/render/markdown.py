@@ -7,7 +7,7 @@ import re
 from typing import Optional, Sequence
 
 from doctor.metrics import ProbeStatus, Series
-from doctor.render import charts, figures, locate, values, verified
+from doctor.render import charts, deploy, figures, locate, values, verified
 from doctor.render.charts import fmt, is_finite
 from doctor.render.templating import environment
 from doctor.report import Report
@@ -158,6 +158,7 @@ def render_markdown(report: Report, *, details: bool = True) -> str:
         probe_counts={s.value: sum(1 for p in probes if p.status == s) for s in ProbeStatus},
         fileline=values.fileline,
         details=details,
+        deploy_rows=deploy.rows(report.setup.deploy),
         verify_cost=(lambda c: verified.cost_sentence(c) if c else "")(verified.cost(report.metrics)),
         max_trace=MAX_TRACE,
     )

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from doctor.metrics import ProbeStatus
-from doctor.render import values, verified
+from doctor.render import deploy, values, verified
 from doctor.report import Evidence, Finding, Report
 
 _SEV = {"error": "31;1", "warning": "33;1", "info": "36"}
@@ -76,6 +76,8 @@ def render_text(report: Report, *, color: bool = False, verbose: bool = False) -
         lines.append(p("2", f"setup: {setup}"))
     if s.defaults_used:
         lines.append(p("2", "defaults: " + "; ".join(s.defaults_used)))
+    if deploy.line(s.deploy):
+        lines.append(p("2", "deploy: " + deploy.line(s.deploy)))
     spent = verified.cost(report.metrics)
     if spent is not None:
         lines.append(p("2", f"--verify-fixes: {verified.cost_sentence(spent)}"))

@@ -28,13 +28,19 @@ def cast_input(x: Any, dtype: torch.dtype, device: Optional[torch.device] = None
     return pytree.tree_map(one, x)
 
 
-def int8_copy(model: nn.Module) -> tuple[nn.Module, nn.Module, list[str]]:
-    """(fp32 copy on the CPU, its dynamic-int8 copy, names of the layers replaced); int8 kernels are CPU-only."""
+def int8_copy(model: nn.Module, fused_safe: bool = False) -> tuple[nn.Module, nn.Module, list[str]]:
+    """(fp32 copy on the CPU, its dynamic-int8 copy, names of the layers replaced); int8 kernels are CPU-only.
+
+    fused_safe leaves out the Linear layers inside nn.Transformer*Layer modules, whose eval-mode fast path reads
+    their weights as tensors (a quantised Linear's weight is a method), as a second try when the first raised."""
     fp32 = copy.deepcopy(model).cpu().eval()
+    skip = {f"{n}.{c}" if n else c for n, m in fp32.named_modules() if type(m).__name__.startswith("Transformer")
+            and type(m).__name__.endswith("Layer") for c, _ in m.named_modules() if c} if fused_safe else set()
+    names = [n for n, m in fp32.named_modules() if isinstance(m, INT8_TYPES) and n not in skip and n]
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")  # torch.ao.quantization announces its deprecation on every call
-        q = torch.ao.quantization.quantize_dynamic(fp32, set(INT8_TYPES), dtype=torch.qint8, inplace=False)
-    names = [n for n, m in fp32.named_modules() if isinstance(m, INT8_TYPES)]
+        spec = set(names) if fused_safe else set(INT8_TYPES)
+        q = torch.ao.quantization.quantize_dynamic(fp32, spec, dtype=torch.qint8, inplace=False)
     return fp32, q, names
 
 
@@ -53,38 +59,36 @@ def finite(v: float) -> float:
 def layer_errors(fp32: nn.Module, low: nn.Module, names: list[str], x: Any, cast: Callable[[Any], Any]
                  ) -> dict[str, torch.Tensor]:
     """Each named layer's own error: its converted twin run on the fp32 layer's input (cast), against the fp32
-    layer's output, so an error that starts upstream is not blamed on the layers it passes through."""
+    layer's output, so an error that starts upstream is not blamed on the layers it passes through.
+
+    Measured inside the fp32 layer's forward hook, before an in-place activation downstream (ReLU(inplace=True))
+    overwrites its output, and without keeping any activation."""
     fmods, lmods = dict(fp32.named_modules()), dict(low.named_modules())
-    seen: dict[str, tuple[tuple, dict, Any]] = {}
+    errs: dict[str, torch.Tensor] = {}
     handles = []
 
     def hook(name: str):
         def fn(_m, args, kwargs, out):
-            if name not in seen:  # the first call (a module used twice is measured once)
-                seen[name] = (args, kwargs, out)
+            if name in errs:  # a module used twice is measured at its first call
+                return
+            try:
+                got = lmods[name](*cast(args), **cast(kwargs))
+            except Exception:  # noqa: BLE001 - a layer that cannot run alone on its input is left out
+                return
+            ref, low_out = first_tensor(out), first_tensor(got)
+            if isinstance(ref, torch.Tensor) and isinstance(low_out, torch.Tensor) and ref.shape == low_out.shape:
+                errs[name] = rel_error(low_out.to(ref.device), ref)
         return fn
 
     try:
         for n in names:
-            handles.append(fmods[n].register_forward_hook(hook(n), with_kwargs=True))
+            if n in lmods:
+                handles.append(fmods[n].register_forward_hook(hook(n), with_kwargs=True))
         model_output(fp32, x)
     finally:
         for h in handles:
             h.remove()
-    errs: dict[str, torch.Tensor] = {}
-    for n in names:
-        if n not in seen or n not in lmods:
-            continue
-        args, kwargs, out = seen[n]
-        try:
-            got = lmods[n](*cast(args), **cast(kwargs))
-        except Exception:  # noqa: BLE001 - a layer that cannot run alone on its input is left out
-            continue
-        ref, low_out = first_tensor(out), first_tensor(got)
-        if isinstance(ref, torch.Tensor) and isinstance(low_out, torch.Tensor) and ref.shape == low_out.shape:
-            errs[n] = rel_error(low_out.to(ref.device), ref)
-    seen.clear()
-    return errs
+    return {n: errs[n] for n in names if n in errs}  # forward order of the names
 
 
 def top_layers(errs: dict[str, float], types: dict[str, str]) -> str:
@@ -94,4 +98,6 @@ def top_layers(errs: dict[str, float], types: dict[str, str]) -> str:
 
 
 def _pct(e: float) -> str:
-    return "non-finite" if not math.isfinite(e) else f"{e:.1%}" if e >= 1e-3 else f"{e:.1e}"
+    if not math.isfinite(e):
+        return "non-finite"
+    return f"{e:.3g}x its output" if e >= 10 else f"{e:.1%}" if e >= 1e-3 else f"{e:.1e}"

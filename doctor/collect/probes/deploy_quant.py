@@ -43,29 +43,15 @@ def run(ctx) -> Optional[dict[str, str]]:
         ref_all = torch.cat([o.reshape(-1) for o in ref])
 
         # --- int8: dynamic quantisation of Linear and LSTM layers (CPU kernels) ---
-        try:
-            fp32, q, names = drift.int8_copy(model)
-        except Exception as exc:  # noqa: BLE001 - a model deepcopy or quantize_dynamic rejects
-            fp32, q, names = None, None, []
-            skipped["deploy_int8"] = f"dynamic int8 quantisation could not be applied ({describe(exc)})"
-        if fp32 is not None and not names:
-            skipped["deploy_int8"] = "no Linear or LSTM layers: dynamic int8 quantisation has nothing to replace"
-        elif fp32 is not None:
-            cpu = torch.device("cpu")
+        why = ""
+        for fused_safe in (False, True):
             try:
-                with torch.no_grad():
-                    q_out = [model_output(q, drift.cast_input(x, torch.float32, cpu)).to(ctx.device) for x, _ in batches]
-                    errs = drift.layer_errors(fp32, q, names, drift.cast_input(small[0][0], torch.float32, cpu),
-                                              lambda a: a)
-                vals = torch.stack([score(ctx, q_out, batches),
-                                    torch.stack([rel_error(torch.cat([o.reshape(-1) for o in q_out]), ref_all),
-                                                 torch.zeros((), device=ctx.device)])]).tolist()
-                layer = {n: drift.finite(v) for n, v in zip(errs, torch.stack(list(errs.values())).tolist())} \
-                    if errs else {}
-                _publish(ctx, "int8", vals[0], drift.finite(vals[1][0]), layer, ref_vals, len(names))
-            except Exception as exc:  # noqa: BLE001 - a quantised layer that cannot run on this input
-                skipped["deploy_int8"] = f"the int8 model raised ({describe(exc)})"
-        del fp32, q
+                why = _int8(ctx, model, batches, small, ref_vals, ref_all, fused_safe)
+                break
+            except Exception as exc:  # noqa: BLE001 - a deepcopy, quantize_dynamic or the int8 model raised
+                why = f"dynamic int8 quantisation could not be applied or run ({describe(exc)})"
+        if why:
+            skipped["deploy_int8"] = why
 
         # --- bf16: the whole model and its floating inputs cast to bfloat16 ---
         try:
@@ -83,6 +69,24 @@ def run(ctx) -> Optional[dict[str, str]]:
         except Exception as exc:  # noqa: BLE001 - an op without a bf16 kernel on this device
             skipped["deploy_bf16"] = f"the model does not run in bfloat16 here ({describe(exc)})"
     return skipped
+
+
+def _int8(ctx, model, batches, small, ref_vals, ref_all, fused_safe: bool) -> str:
+    """Quantise, compare and publish; the reason it measured nothing, or ''."""
+    fp32, q, names = drift.int8_copy(model, fused_safe)
+    if not names:
+        return "no Linear or LSTM layers: dynamic int8 quantisation has nothing to replace"
+    cpu = torch.device("cpu")
+    with torch.no_grad():
+        q_out = [model_output(q, drift.cast_input(x, torch.float32, cpu)).to(ctx.device) for x, _ in batches]
+        errs = drift.layer_errors(fp32, q, names, drift.cast_input(small[0][0], torch.float32, cpu), lambda a: a)
+    vals = torch.stack([score(ctx, q_out, batches),
+                        torch.stack([rel_error(torch.cat([o.reshape(-1) for o in q_out]), ref_all),
+                                     torch.zeros((), device=ctx.device)])]).tolist()
+    layer = {n: drift.finite(v) for n, v in zip(errs, torch.stack([e.to(ctx.device) for e in errs.values()]).tolist())} \
+        if errs else {}
+    _publish(ctx, "int8", vals[0], drift.finite(vals[1][0]), layer, ref_vals, len(names))
+    return ""
 
 
 def _publish(ctx, kind: str, got: list[float], out_err: float, layer: dict[str, float], ref: list[float],
