@@ -23,6 +23,14 @@ METRICS: list[MetricDef] = [
            "SyncBatchNorm).", unit="layers"),
     metric("dist.first_bn_layer", PROBE, "The first such BatchNorm layer.", kind="text"),
     metric("dist.lr", PROBE, "Learning rate of the optimizer's first parameter group.", unit=""),
+    # Only `doctor check --nproc N` knows the single-process run beside the distributed one.
+    metric("dist.single_lr", PROBE, "Learning rate of the same target in one process.", unit=""),
+    metric("dist.single_batch", PROBE, "Samples per step of the same target in one process.", unit="samples"),
+    metric("dist.lr_scale", PROBE, "Learning rate under DistributedDataParallel over the one-process rate.", unit="x"),
+    metric("dist.batch_scale", PROBE, "Global batch under DistributedDataParallel over the one-process batch.",
+           unit="x"),
+    metric("dist.set_epoch_called", PROBE, "The DistributedSampler's set_epoch was called each epoch (doctor calls it "
+           "when it built the sampler, or when the target's source calls it).", kind="bool"),
 ]
 
 SERIES: dict[str, str] = {}

@@ -17,17 +17,23 @@ from doctor.collect.target import TargetError
 Batch = tuple[torch.Tensor, torch.Tensor]
 
 
-def to_loader(obj: Any, *, name: str, batch_size: int, seed: int, shuffle: bool, inject: dict) -> Iterable:
-    """A re-iterable source of (inputs, targets) batches from any accepted value shape."""
+def resolve(obj: Any, *, name: str, inject: dict) -> Any:
+    """The data value itself: a callable (`def train_data(batch_size): ...`) is called with what it asks for."""
     if callable(obj) and not isinstance(obj, (DataLoader, Dataset, torch.Tensor)):
         try:
-            obj = call_injected(obj, inject, what=name)
+            return call_injected(obj, inject, what=name)
         except TargetError:
             raise
         except InjectionError as exc:
             raise TargetError(str(exc), kind="load") from exc
         except Exception as exc:  # noqa: BLE001
             raise TargetError(f"calling {name}() failed", kind="load", cause=exc) from exc
+    return obj
+
+
+def to_loader(obj: Any, *, name: str, batch_size: int, seed: int, shuffle: bool, inject: dict) -> Iterable:
+    """A re-iterable source of (inputs, targets) batches from any accepted value shape."""
+    obj = resolve(obj, name=name, inject=inject)
     if isinstance(obj, DataLoader):
         return obj
     if isinstance(obj, (tuple, list)) and len(obj) == 2 and all(isinstance(t, torch.Tensor) for t in obj):
