@@ -95,6 +95,18 @@ def test_a_rate_far_too_high_is_caught_and_halt_on_stops_the_run() -> None:
     assert hooks_left(model, opt) == 0
 
 
+def test_a_huge_every_keeps_the_buffers_small_and_still_judges() -> None:
+    """every=10**9 once sized the device buffers to a billion steps; they stop at MAX_WINDOW and are read when full."""
+    from doctor.monitor import MAX_WINDOW
+
+    model, opt = setup(lr=0.05)
+    with doctor.watch(model, opt, every=10**9, echo=False, min_interval_s=0) as mon:
+        assert mon._stats.grads.norms.shape[0] <= MAX_WINDOW
+        train(model, opt, MAX_WINDOW + 100, mon)
+    assert len(mon.metrics().series["loss.train"].y) == MAX_WINDOW + 100  # the full window and the rest, none lost
+    assert not {f.rule for f in mon.findings} & {"loss-not-decreasing", "nan-loss"}
+
+
 def test_dead_units_are_found_live_and_reported(tmp_path: Path) -> None:
     model, opt = setup(dead=True)
     with doctor.watch(model, opt, every=100, min_interval_s=0, echo=False, sample_every=1) as mon:

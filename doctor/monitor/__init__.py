@@ -28,6 +28,7 @@ from typing import Any, Callable, Iterable, Optional, Union
 HISTORY_STEPS = 2000  # the gradient statistics a judgement reads: the most recent steps, not the whole run
 MIN_INTERVAL_S = 1.0  # at most one judgement a second, whatever `every` says (every=1 on a fast loop)
 BUFFER_STEPS = 256  # steps of statistics held on the device between two reads (one host read per buffer)
+MAX_WINDOW = 2048  # at most, however large `every` is: the buffers are read when full (a few KB per layer)
 SAMPLE_EVERY = 10  # a full pass over the gradients costs about a plain SGD step: at most one step in ten
 SAMPLE_BUDGET = 0.015  # the share of the run's time the sampled steps may add
 MAX_SAMPLE_EVERY = 1000
@@ -123,7 +124,8 @@ class Monitor:
             import doctor.engine.evaluate  # noqa: F401, PLC0415
             import doctor.logdir  # noqa: F401, PLC0415
 
-            self._stats = LiveStats(self.model, self.optimizer, max(self.every, BUFFER_STEPS), self._guard).attach()
+            self._stats = LiveStats(self.model, self.optimizer, min(max(self.every, BUFFER_STEPS), MAX_WINDOW),
+                                    self._guard).attach()
             if self.sample_every == 1:
                 self._stats.arm()
             self._dist = distributed.Ranks.detect(self.model, self.optimizer, self.distributed)
@@ -229,7 +231,7 @@ class Monitor:
         and tells every rank whether to stop, so a halt ends all of them together."""
         from doctor.monitor.distributed import READ_EVERY  # noqa: PLC0415
 
-        if self.steps % max(self.every, READ_EVERY):
+        if self.steps % max(self.every, READ_EVERY) and not self._stats.full():  # full: at the same step everywhere
             return
         self._flush()
         stop = None
