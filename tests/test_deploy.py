@@ -142,3 +142,35 @@ def test_eval_mode_puts_back_each_modules_own_mode() -> None:
     with eval_mode(model):
         assert not any(m.training for m in model.modules())
     assert [m.training for m in model.modules()] == [True, True, True, False]
+
+
+class _Box:  # an output type export cannot flatten
+    def __init__(self, t):
+        self.t = t
+
+
+class _Branch(torch.nn.Module):
+    def forward(self, x):
+        return x if x.sum() > 0 else -x
+
+
+class _Boxed(torch.nn.Module):
+    def forward(self, x):
+        return _Box(x * 2)
+
+
+class _NumPy(torch.nn.Module):
+    def forward(self, x):
+        return torch.from_numpy((x * 2).numpy())
+
+
+@pytest.mark.parametrize(("module", "kind"), [(_Branch, "data_dependent"), (_Boxed, "non_tensor_output"),
+                                              (_NumPy, "numpy")])
+def test_an_export_failure_is_named_by_its_construct(module, kind) -> None:
+    from doctor.collect.deploy import export as ex
+
+    with pytest.raises(Exception) as caught:
+        ex.export(module().eval(), torch.randn(4, 3))
+    fail = ex.failure(caught.value, "torch.export", __file__)
+    assert fail.kind == kind, fail
+    assert fail.line is None or fail.file.endswith("test_deploy.py")
