@@ -18,7 +18,8 @@ def _pct(v: Optional[float]) -> str:
 def _drift(d: DeployInfo, metric: Optional[float], out_err: Optional[float], layers: str) -> str:
     if out_err is None:
         return ""
-    text = f"{d.metric} {d.fp32_metric:.3g} → {metric:.3g}" if d.fp32_metric is not None and metric is not None else ""
+    known = d.fp32_metric is not None and metric is not None
+    text = f"{d.metric} {d.fp32_metric:.3g} → {metric:.3g}" if known else ""
     text += ("; " if text else "") + f"outputs change {_pct(out_err)} (RMS)"
     return text + (f"; worst layers {layers}" if layers else "")
 

@@ -35,7 +35,7 @@ def second_batch_size(b: int) -> int:
     return b // 2 if b >= 4 else 2 * b
 
 
-def _locate(ctx, fail: ex.Failure, prefix: str) -> str:
+def _locate(ctx, fail: ex.Failure) -> str:
     """The subject a finding names, with its file and line recorded in layer_sites."""
     subject = fail.function or type(ctx.setup.model).__name__ + ".forward"
     if fail.file and fail.line:
@@ -60,10 +60,11 @@ def run(ctx) -> Optional[dict[str, str]]:
             prog = ex.export(model, x0)
         except Exception as exc:  # noqa: BLE001 - whatever stops the export is the finding
             fail = ex.failure(exc, "torch.export", ctx.setup.path)
-            sc.update({"deploy.export_failures": 1, "deploy.export_ok": False, "deploy.export_with": fail.exporter, "deploy.export_kind": fail.kind,
+            sc.update({"deploy.export_failures": 1, "deploy.export_ok": False, "deploy.export_with": fail.exporter,
+                       "deploy.export_kind": fail.kind,
                        "deploy.export_construct": fail.construct, "deploy.export_error": fail.error,
                        "deploy.export_code": fail.code or "(no line of the target file on the stack)",
-                       "deploy.export_at": _locate(ctx, fail, "export")})
+                       "deploy.export_at": _locate(ctx, fail)})
             shown.export = f"failed: {fail.construct}" + (f" at line {fail.line}" if fail.line else "")
             shown.onnx = "not tried: torch.export failed"
             skipped["deploy_onnx"] = "torch.export failed, and the ONNX exporter builds on it"
@@ -115,7 +116,7 @@ def run(ctx) -> Optional[dict[str, str]]:
         if eager_fail is not None:
             why = (f"at batch size {b2} the model itself raises ({eager_fail.error}), and the program exported at "
                    f"batch size {b} " + ("rejects it too" if out2 is None else "runs"))
-            sc["deploy.export_mismatch_at"] = _locate(ctx, eager_fail, "batch")
+            sc["deploy.export_mismatch_at"] = _locate(ctx, eager_fail)
             sc["deploy.export_code"] = eager_fail.code
         elif out2 is None:
             why = f"the program exported at batch size {b} rejects batch size {b2} ({batch_note})"
@@ -149,7 +150,7 @@ def run(ctx) -> Optional[dict[str, str]]:
         sc.update({"deploy.export_failures": 1, "deploy.export_with": fail.exporter, "deploy.export_kind": fail.kind,
                    "deploy.export_construct": fail.construct, "deploy.export_error": fail.error,
                    "deploy.export_code": fail.code or "(no line of the target file on the stack)",
-                   "deploy.export_at": _locate(ctx, fail, "onnx")})
+                   "deploy.export_at": _locate(ctx, fail)})
         shown.onnx = f"failed: {fail.construct}"
     return skipped
 

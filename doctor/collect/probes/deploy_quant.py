@@ -29,7 +29,6 @@ def _drop(ctx, ref: list[float], got: list[float]) -> tuple[str, float, float, f
 
 
 def run(ctx) -> Optional[dict[str, str]]:
-    sc = ctx.metrics.scalars
     model, weights = deploy_model(ctx)
     shown = info(ctx)
     shown.weights = shown.weights or weights
@@ -83,8 +82,8 @@ def _int8(ctx, model, batches, small, ref_vals, ref_all, fused_safe: bool) -> st
     vals = torch.stack([score(ctx, q_out, batches),
                         torch.stack([rel_error(torch.cat([o.reshape(-1) for o in q_out]), ref_all),
                                      torch.zeros((), device=ctx.device)])]).tolist()
-    layer = {n: drift.finite(v) for n, v in zip(errs, torch.stack([e.to(ctx.device) for e in errs.values()]).tolist())} \
-        if errs else {}
+    per_layer = torch.stack([e.to(ctx.device) for e in errs.values()]).tolist() if errs else []  # one read
+    layer = {n: drift.finite(v) for n, v in zip(errs, per_layer)}
     _publish(ctx, "int8", vals[0], drift.finite(vals[1][0]), layer, ref_vals, len(names))
     return ""
 
