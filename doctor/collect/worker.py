@@ -257,10 +257,13 @@ def main(workdir: Path) -> int:
                 metrics.probes.append(ProbeRecord(name=name, status=ProbeStatus.skipped, reason=skip_for_time[probe.name]))
             continue
         if spec.budget not in probe.budgets and not _opted_in(probe, spec):
-            runs_at = (f"it runs with --{probe.opt_in}" + (" or" if probe.budgets else "") if probe.opt_in else "it runs")
-            why = (f"not run at --budget {spec.budget}: {runs_at}"
-                   + (f" at {' and '.join(probe.budgets)}" if probe.budgets else "")
-                   + (f" (it costs {probe.cost})" if probe.cost else ""))
+            switch = f"--{probe.opt_in}" + (" N" if probe.opt_in == "nproc" else "")
+            if not probe.budgets:  # behind its switch only: the budget has nothing to do with it
+                why = f"runs only with {switch}"
+            else:
+                why = (f"not run at --budget {spec.budget}: it runs at {' and '.join(probe.budgets)}"
+                       + (f" or with {switch}" if probe.opt_in else ""))
+            why += f"; it costs {probe.cost}" if probe.cost else ""
             for name in probe.reported:
                 metrics.probes.append(ProbeRecord(name=name, status=ProbeStatus.skipped, reason=why))
             continue
