@@ -44,6 +44,15 @@ def _locate(ctx, fail: ex.Failure) -> str:
     return subject
 
 
+def _record_failure(ctx, fail: ex.Failure) -> None:
+    """What export-fails reads: the exporter, the construct, the error and the user's line."""
+    ctx.metrics.scalars.update({
+        "deploy.export_failures": 1, "deploy.export_with": fail.exporter, "deploy.export_kind": fail.kind,
+        "deploy.export_construct": fail.construct, "deploy.export_error": fail.error,
+        "deploy.export_code": fail.code or "(no line of the target file on the stack)",
+        "deploy.export_at": _locate(ctx, fail)})
+
+
 def run(ctx) -> Optional[dict[str, str]]:
     sc = ctx.metrics.scalars
     held = ctx.val_batches[:HELD_OUT] or ctx.train_batches[-HELD_OUT:]
@@ -60,11 +69,8 @@ def run(ctx) -> Optional[dict[str, str]]:
             prog = ex.export(model, x0)
         except Exception as exc:  # noqa: BLE001 - whatever stops the export is the finding
             fail = ex.failure(exc, "torch.export", ctx.setup.path)
-            sc.update({"deploy.export_failures": 1, "deploy.export_ok": False, "deploy.export_with": fail.exporter,
-                       "deploy.export_kind": fail.kind,
-                       "deploy.export_construct": fail.construct, "deploy.export_error": fail.error,
-                       "deploy.export_code": fail.code or "(no line of the target file on the stack)",
-                       "deploy.export_at": _locate(ctx, fail)})
+            sc["deploy.export_ok"] = False
+            _record_failure(ctx, fail)
             shown.export = f"failed: {fail.construct}" + (f" at line {fail.line}" if fail.line else "")
             shown.onnx = "not tried: torch.export failed"
             skipped["deploy_onnx"] = "torch.export failed, and the ONNX exporter builds on it"
@@ -147,10 +153,7 @@ def run(ctx) -> Optional[dict[str, str]]:
     except Exception as exc:  # noqa: BLE001 - an ONNX export failure is a finding like torch.export's
         fail = ex.failure(exc, "torch.onnx.export", ctx.setup.path)
         sc["deploy.onnx_ok"] = False
-        sc.update({"deploy.export_failures": 1, "deploy.export_with": fail.exporter, "deploy.export_kind": fail.kind,
-                   "deploy.export_construct": fail.construct, "deploy.export_error": fail.error,
-                   "deploy.export_code": fail.code or "(no line of the target file on the stack)",
-                   "deploy.export_at": _locate(ctx, fail)})
+        _record_failure(ctx, fail)
         shown.onnx = f"failed: {fail.construct}"
     return skipped
 
