@@ -140,10 +140,17 @@ class LiveStats:
     def read(self) -> dict[str, Any]:
         """Everything since the last read, as host numbers; the buffers start over (one read per window)."""
         n = self.filled
-        tensors = [v.reshape(-1)[:1].float() if isinstance(v, torch.Tensor) else
-                   torch.tensor([v], dtype=torch.float32, device=self.device) for v in self.losses]
-        out: dict[str, Any] = {"losses": torch.cat(tensors).tolist() if tensors else [], "steps": n,
-                               "sampled": list(self.sampled)}
+        losses = self.losses
+        if losses and all(isinstance(v, torch.Tensor) and v.dim() == 0 for v in losses):
+            try:  # the usual case, scalar losses on one device: one stack, one read
+                values = torch.stack(losses).float().tolist()
+            except RuntimeError:  # mixed devices or dtypes
+                values = [float(v) for v in losses]
+        else:
+            tensors = [v.reshape(-1)[:1].float() if isinstance(v, torch.Tensor) else
+                       torch.tensor([v], dtype=torch.float32, device=self.device) for v in losses]
+            values = torch.cat(tensors).tolist() if tensors else []
+        out: dict[str, Any] = {"losses": values, "steps": n, "sampled": list(self.sampled)}
         if self.sampled and self.grads.layers:
             rows = torch.tensor(self.sampled, device=self.device)
             norms = self.grads.norms.index_select(0, rows).cpu()
