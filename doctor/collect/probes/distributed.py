@@ -91,7 +91,10 @@ def _single_process(ctx) -> tuple[float | None, int]:
         lr = opt.param_groups[0].get("lr") if opt.param_groups else None
     else:
         lr = 1e-3  # doctor's default Adam, the same in every rank
-    return lr, int(ctx.train_batches[0][0].shape[0])
+    x = ctx.train_batches[0][0]
+    first = x if hasattr(x, "shape") else next((t for t in (x.values() if isinstance(x, dict) else x)
+                                                if hasattr(t, "shape")), None)
+    return lr, int(first.shape[0]) if first is not None and first.dim() else ctx.setup.batch_size
 
 
 def run(ctx) -> None:
