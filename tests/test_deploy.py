@@ -88,6 +88,17 @@ def test_a_failed_export_names_the_construct_and_the_users_line() -> None:
     assert not report["errors"]
 
 
+def test_a_program_fixed_to_its_batch_size_points_at_the_line_that_fixed_it() -> None:
+    """The guard torch adds when the trace pins the batch size names the line (here a loop over the batch)."""
+    path = REPO / "fixtures" / "deploy_export_batch_loop.py"
+    proc = run_doctor("check", path, "--deploy", "--budget", "quick", "--format", "json", "-q", timeout=300)
+    report = json.loads(proc.stdout)
+    f = next(f for f in report["findings"] if f["rule"] == "export-mismatch")
+    line = next(i for i, text in enumerate(path.read_text().splitlines(), 1) if text.strip().startswith("rows = "))
+    assert f["location"]["line"] == line and f["location"]["module"].startswith("PerSampleMLP.forward")
+    assert "rejects batch size 32" in f["message"] and f"fixed at line {line}" in f["message"]
+
+
 def test_a_rule_threshold_is_configurable(tmp_path: Path) -> None:
     cfg = tmp_path / "doctor.toml"
     cfg.write_text('[params.int8-quantisation-drift]\nout_err = 1.0e-6\nmin_out_err = 1.0e-6\n')

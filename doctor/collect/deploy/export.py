@@ -5,7 +5,9 @@ from __future__ import annotations
 import importlib.util
 import io
 import linecache
+import logging
 import os
+import re
 from dataclasses import dataclass
 from types import TracebackType
 from typing import Any, Optional
@@ -92,10 +94,76 @@ def batch_dynamic(x: Any) -> Any:
     return pytree.tree_map(lambda t: {0: torch.export.Dim.AUTO} if isinstance(t, torch.Tensor) and t.dim() else None, x)
 
 
-def export(model: nn.Module, x: Any) -> torch.export.ExportedProgram:
-    """torch.export of the model in its current mode on one input, the batch dimension left dynamic."""
-    with quiet():
-        return torch.export.export(model, (x,), dynamic_shapes=(batch_dynamic(x),))
+# torch's shape environment logs each guard it adds with the line that caused it: "eval Eq(s77, 64) [guard added]
+# (model.py:27 in forward)". A guard that pins a size to a number is where the batch dimension stopped being dynamic.
+_PINNED = re.compile(r"eval Eq\((s\d+), (\d+)\) \[guard added\] \((.+?):(\d+) in ([\w.<>]+)\)")
+
+
+class _Guards(logging.Handler):
+    """Collects (file, line, function) of the guards that pin a symbolic size to a constant, during one export."""
+
+    def __init__(self) -> None:
+        super().__init__(logging.INFO)
+        self.pinned: list[tuple[str, int, str]] = []
+
+    def emit(self, record: logging.LogRecord) -> None:
+        m = _PINNED.search(record.getMessage())
+        if m:
+            self.pinned.append((m.group(3), int(m.group(4)), m.group(5)))
+
+
+def export(model: nn.Module, x: Any, pinned: Optional[list] = None) -> torch.export.ExportedProgram:
+    """torch.export of the model in its current mode on one input, the batch dimension left dynamic; the sites of
+    guards that pinned a size to a constant are appended to `pinned` (file, line, function)."""
+    log = logging.getLogger("torch.fx.experimental.symbolic_shapes")
+    handler, level, propagate = _Guards(), log.level, log.propagate
+    log.addHandler(handler)
+    log.setLevel(logging.INFO)
+    log.propagate = False  # torch's own handler would print every guard
+    try:
+        with quiet():
+            return torch.export.export(model, (x,), dynamic_shapes=(batch_dynamic(x),))
+    finally:
+        log.removeHandler(handler)
+        log.setLevel(level)
+        log.propagate = propagate
+        if pinned is not None:
+            pinned.extend(handler.pinned)
+
+
+def pinned_site(pinned: list[tuple[str, int, str]], target_file: str) -> Optional[Failure]:
+    """The first pinning guard in the target file, as a Failure naming the fixed batch dimension there."""
+    target = os.path.realpath(target_file) if target_file else ""
+    for file, line, function in pinned:
+        if target and (os.path.realpath(file) == target or os.path.basename(file) == os.path.basename(target)):
+            kind, construct = "fixed_batch", next(c for _, k, c in CONSTRUCTS if k == "fixed_batch")
+            return Failure(exporter="torch.export", kind=kind, construct=construct, error="", file=target, line=line,
+                           function=_qualname(target, line) or function, code=linecache.getline(target, line).strip())
+    return None
+
+
+def _qualname(path: str, line: int) -> str:
+    """Class.function of the innermost function in the file that holds the line ("" when none does)."""
+    import ast  # noqa: PLC0415
+
+    try:
+        tree = ast.parse(open(path).read())  # noqa: SIM115, PTH123 - read once, on a failure path only
+    except (OSError, SyntaxError, ValueError):
+        return ""
+    best = ""
+
+    def walk(node: ast.AST, prefix: str) -> None:
+        nonlocal best
+        for child in ast.iter_child_nodes(node):
+            if isinstance(child, (ast.FunctionDef, ast.AsyncFunctionDef, ast.ClassDef)):
+                name = f"{prefix}{child.name}"
+                if isinstance(child, ast.ClassDef):
+                    walk(child, name + ".")
+                elif child.lineno <= line <= (child.end_lineno or child.lineno):
+                    best = name
+                    walk(child, name + ".")
+    walk(tree, "")
+    return best
 
 
 def onnx_unavailable() -> str:

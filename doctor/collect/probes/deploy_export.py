@@ -64,9 +64,10 @@ def run(ctx) -> Optional[dict[str, str]]:
     shown = info(ctx)
     shown.weights = weights
     skipped: dict[str, str] = {}
+    pinned: list = []  # the lines where the trace pinned a size to a number, for export-mismatch
     with eval_mode(model):
         try:
-            prog = ex.export(model, x0)
+            prog = ex.export(model, x0, pinned)
         except Exception as exc:  # noqa: BLE001 - whatever stops the export is the finding
             fail = ex.failure(exc, "torch.export", ctx.setup.path)
             sc["deploy.export_ok"] = False
@@ -126,6 +127,11 @@ def run(ctx) -> Optional[dict[str, str]]:
             sc["deploy.export_code"] = eager_fail.code
         elif out2 is None:
             why = f"the program exported at batch size {b} rejects batch size {b2} ({batch_note})"
+            site = ex.pinned_site(pinned, ctx.setup.path)
+            if site is not None:  # the line that fixed the batch size, from the guard torch added there
+                why += f"; the batch size was fixed at line {site.line}, `{site.code}`"
+                sc["deploy.export_mismatch_at"] = _locate(ctx, site)
+                sc["deploy.export_code"] = site.code
         else:
             why = (f"at batch size {b2} the exported program returns shape {tuple(out2.shape)}, eager mode "
                    f"{tuple(eager2.shape)}")
