@@ -9,13 +9,13 @@ from __future__ import annotations
 import ast
 import json
 import re
-import socket
 import subprocess
 import sys
 from pathlib import Path
 
 import pytest
 
+from doctor.collect.probes.distributed import free_port
 from doctor.engine.loader import load_rules
 
 HERE = Path(__file__).resolve().parent.parent / "fixtures" / "distributed"
@@ -25,12 +25,6 @@ SCRIPTS = sorted(p for p in HERE.glob("*.py") if not p.name.startswith("_"))
 def expected(path: Path) -> set[str]:
     doc = ast.get_docstring(ast.parse(path.read_text())) or ""
     return {r.strip() for r in re.search(r"^expect:\s*(.+)$", doc, re.M).group(1).split(",")} - {"clean"}
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 def run(path: Path, out: Path) -> dict:

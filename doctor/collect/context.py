@@ -270,9 +270,9 @@ def prepare(setup: TrainingSetup, metrics: Metrics, budget: Budget, device: torc
         x0, y0 = train_batches[0]
         holder["x"] = x0
         try:
-            started = _clock(device)
+            started = device_clock(device)
             order = forward_order(model, run_forward)
-            forward_s = _clock(device) - started
+            forward_s = device_clock(device) - started
             out, picked = pick_output(holder.pop("raw"))
             break
         except TargetError:
@@ -349,9 +349,9 @@ def prepare(setup: TrainingSetup, metrics: Metrics, budget: Budget, device: torc
     ctx.forward_s = forward_s if out is not None else 0.0
     ctx.step_s = 3 * ctx.forward_s  # forward and backward, until the backward pass below is timed
     if broken is None and out is not None and setup.train_step is None:
-        started = _clock(device)
+        started = device_clock(device)
         broken = _backward_check(ctx, model, call)
-        ctx.step_s = max(_clock(device) - started, ctx.forward_s)
+        ctx.step_s = max(device_clock(device) - started, ctx.forward_s)
     ctx.broken = broken
 
     opt = ctx.make_optimizer(model)
@@ -402,8 +402,10 @@ def prepare(setup: TrainingSetup, metrics: Metrics, budget: Budget, device: torc
     return ctx
 
 
-def _clock(device: torch.device) -> float:
-    """perf_counter after the device's queue is done (one sync, only in prepare), so the time is the work's."""
+def device_clock(device: torch.device) -> float:
+    """perf_counter after the device's queue is done (one sync), so the time is the work's.
+
+    For timing set-up and inference calls; never inside a training step."""
     if device.type == "cuda":
         torch.cuda.synchronize(device)
     return time.perf_counter()

@@ -95,7 +95,6 @@ def _train(job: DdpJob, rank: int, world: int) -> dict[str, Any]:
     per_epoch = int(steps)
     # every=64 (the distributed read period): the monitor buffers that many steps, read at the end by close().
     mon = doctor.watch(ddp, opt, every=64, rules=[], min_interval_s=0, echo=False, sample_every=4)
-    losses = []
     with mon:
         for epoch in range(EPOCHS):
             if set_epoch:
@@ -110,15 +109,13 @@ def _train(job: DdpJob, rank: int, world: int) -> dict[str, Any]:
                                                      "loss_fn": ctx.loss_fn, "device": device}, what="train_step")
                 else:
                     loss = builtin(ddp, batch, opt)
-                if isinstance(loss, torch.Tensor):
-                    losses.append(loss.detach().float())
                 mon.step(loss, batch=batch)
             batches.close()
     if mon.error:
         raise RuntimeError(f"doctor.watch failed on rank {rank}: {mon.error}")
     scalars = {k: v for k, v in mon.metrics().scalars.items() if k.startswith("dist.")}
     return {"scalars": scalars, "steps": mon.steps, "per_epoch": per_epoch, "epochs": EPOCHS, "notes": notes,
-            "set_epoch": set_epoch, "losses": torch.stack(losses).tolist() if losses else []}
+            "set_epoch": set_epoch}
 
 
 def main(workdir: Path) -> int:

@@ -13,6 +13,32 @@ from torch import nn
 from doctor.collect.context import model_output
 
 TRAINED = "trained_state"  # ctx.cache key: the training burst's final weights (training_burst.py keeps them)
+TRAINED_FINITE = "trained_state_finite"  # ctx.cache key: whether they are all finite (read once)
+BUDGETS = ("deep",)  # the budgets the deploy family runs at without --deploy
+
+
+def will_run(ctx) -> bool:
+    """Whether the deploy probes run in this check: with --deploy, or at one of their budgets."""
+    return bool(ctx.options.get("deploy")) or ctx.budget.name in BUDGETS
+
+
+def rows_of(x: Any, n: int) -> Any:
+    """The first n rows of every tensor in an input (repeated when it has fewer)."""
+    from torch.utils import _pytree as pytree  # noqa: PLC0415
+
+    def take(t: Any) -> Any:
+        if not isinstance(t, torch.Tensor) or not t.dim():
+            return t
+        reps = -(-n // t.shape[0])
+        return (t.repeat(reps, *([1] * (t.dim() - 1))) if reps > 1 else t)[:n]
+    return pytree.tree_map(take, x)
+
+
+def batch_rows(x: Any) -> int:
+    """Rows of an input's first tensor."""
+    from torch.utils import _pytree as pytree  # noqa: PLC0415
+
+    return int(next(t for t in pytree.tree_leaves(x) if isinstance(t, torch.Tensor)).shape[0])
 
 
 def deploy_model(ctx) -> tuple[nn.Module, str]:
@@ -26,11 +52,11 @@ def deploy_model(ctx) -> tuple[nn.Module, str]:
     state = ctx.cache.get(TRAINED)
     if state is None:
         return model, "initial"
-    ok = ctx.cache.get("trained_state_finite")
+    ok = ctx.cache.get(TRAINED_FINITE)
     if ok is None:
         floats = [v for v in state.values() if v.is_floating_point()]
         ok = bool(torch.stack([torch.isfinite(v).all() for v in floats]).all()) if floats else True  # one read
-        ctx.cache["trained_state_finite"] = ok
+        ctx.cache[TRAINED_FINITE] = ok
     if not ok:
         return model, "initial"
     model.load_state_dict(state)

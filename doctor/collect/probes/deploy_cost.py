@@ -4,25 +4,18 @@ from __future__ import annotations
 
 import io
 import statistics
-import time
 from typing import Any
 
 import torch
 
-from doctor.collect.deploy import deploy_model, eval_mode, info
+from doctor.collect.context import device_clock
+from doctor.collect.deploy import BUDGETS, batch_rows, deploy_model, eval_mode, info, rows_of
 from doctor.collect.errors import describe
 from doctor.collect.probes import Probe
-from doctor.collect.probes.deploy_export import _rows, _size
 
 WARMUP = 2
 MIN_REPEATS, MAX_REPEATS = 5, 20
 SPEND_S = 1.0  # timed calls per batch size stop after this long (at least MIN_REPEATS of them)
-
-
-def _clock(device: torch.device) -> float:
-    if device.type == "cuda":
-        torch.cuda.synchronize(device)
-    return time.perf_counter()
 
 
 def latency_ms(model, x: Any, device: torch.device) -> tuple[float, int]:
@@ -33,9 +26,9 @@ def latency_ms(model, x: Any, device: torch.device) -> tuple[float, int]:
         times: list[float] = []
         spent = 0.0
         while len(times) < MAX_REPEATS and (len(times) < MIN_REPEATS or spent < SPEND_S):
-            t0 = _clock(device)
+            t0 = device_clock(device)
             model(x)
-            times.append(_clock(device) - t0)
+            times.append(device_clock(device) - t0)
             spent += times[-1]
     return 1000 * statistics.median(times), len(times)
 
@@ -49,11 +42,11 @@ def run(ctx) -> None:
     torch.save(model.state_dict(), buf)
     params = sum(p.numel() for p in model.parameters())
     x = ctx.train_batches[0][0]
-    b = _size(x)
+    b = batch_rows(x)
     b1 = n1 = None
     with eval_mode(model):
         try:
-            b1, n1 = latency_ms(model, _rows(x, 1), ctx.device)
+            b1, n1 = latency_ms(model, rows_of(x, 1), ctx.device)
         except Exception as exc:  # noqa: BLE001 - a model fixed to its batch size; export-mismatch says why
             ctx.metrics.setup.notes.append(f"Deploy: the model does not run at batch size 1 ({describe(exc)}), so "
                                            "its latency there was not measured.")
@@ -70,4 +63,4 @@ PROBE = Probe(
     name="deploy_cost",
     doc="Parameters, size of the saved state_dict, and the median latency of one eval-mode forward call at batch 1 "
         "and at the training batch size on the device used (2 warm-up calls, then 5-20 timed).",
-    run=run, cost="about 2 s of forward calls", order=81, budgets=("deep",), opt_in="deploy")
+    run=run, cost="about 2 s of forward calls", order=81, budgets=BUDGETS, opt_in="deploy")

@@ -5,7 +5,7 @@ from __future__ import annotations
 import torch
 
 from doctor.collect.context import model_output
-from doctor.collect.deploy import deploy_model, eval_mode, info
+from doctor.collect.deploy import BUDGETS, deploy_model, eval_mode, info
 from doctor.collect.probes import Probe
 
 
@@ -46,4 +46,4 @@ PROBE = Probe(
     doc="Runs one validation batch three times in eval mode (seeds s, s+1, s) and compares the outputs; records "
         "parameters and buffers an eval call changed. Dropout and BatchNorm in their eval behaviour are judged by "
         "train-eval-discrepancy and functional-dropout-always-on.",
-    run=run, cost="3 forward passes", order=82, budgets=("deep",), opt_in="deploy")
+    run=run, cost="3 forward passes", order=82, budgets=BUDGETS, opt_in="deploy")

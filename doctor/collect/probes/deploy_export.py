@@ -2,12 +2,12 @@
 
 from __future__ import annotations
 
-from typing import Any, Optional
+from typing import Optional
 
 import torch
 
 from doctor.collect.context import model_output
-from doctor.collect.deploy import deploy_model, eval_mode, info
+from doctor.collect.deploy import BUDGETS, batch_rows, deploy_model, eval_mode, info, rows_of
 from doctor.collect.deploy import export as ex
 from doctor.collect.probes import Probe
 from doctor.metrics import fmt_site
@@ -16,21 +16,7 @@ RECORDS = ("deploy_export", "deploy_onnx")
 HELD_OUT = 4  # validation batches compared, eager against exported
 
 
-def _rows(x: Any, n: int) -> Any:
-    """The first n rows of every tensor in an input (repeated when it has fewer)."""
-    def take(t: Any) -> Any:
-        if not isinstance(t, torch.Tensor) or not t.dim():
-            return t
-        reps = -(-n // t.shape[0])
-        return (t.repeat(reps, *([1] * (t.dim() - 1))) if reps > 1 else t)[:n]
-    return ex.pytree.tree_map(take, x)
-
-
-def _size(x: Any) -> int:
-    return int(next(t for t in ex.pytree.tree_leaves(x) if isinstance(t, torch.Tensor)).shape[0])
-
-
-def second_batch_size(b: int) -> int:
+def second_batchbatch_rows(b: int) -> int:
     """Another batch size than the one exported at: half of it, or twice it for batches under 4 rows."""
     return b // 2 if b >= 4 else 2 * b
 
@@ -57,8 +43,8 @@ def run(ctx) -> Optional[dict[str, str]]:
     sc = ctx.metrics.scalars
     held = ctx.val_batches[:HELD_OUT] or ctx.train_batches[-HELD_OUT:]
     x0 = held[0][0]
-    b = _size(x0)
-    held = [batch for batch in held if _size(batch[0]) == b]  # other sizes: the second-batch-size check's job
+    b = batch_rows(x0)
+    held = [batch for batch in held if batch_rows(batch[0]) == b]  # other sizes: the second-batch-size check's job
     model, weights = deploy_model(ctx)
     sc["deploy.weights"] = weights
     shown = info(ctx)
@@ -89,8 +75,8 @@ def run(ctx) -> Optional[dict[str, str]]:
                 out = ex.pick(exported(x))
                 diffs.append((out.float() - eager.float()).abs().max())
                 scale.append(eager.float().abs().max())
-        b2 = second_batch_size(b)
-        x2 = _rows(held[0][0], b2)
+        b2 = second_batchbatch_rows(b)
+        x2 = rows_of(held[0][0], b2)
         batch_note = ""
         eager_fail: Optional[ex.Failure] = None
         with torch.no_grad():
@@ -169,5 +155,5 @@ PROBE = Probe(
     doc="torch.export of the model in eval mode on a validation batch, batch dimension dynamic (and torch.onnx.export "
         "when onnx is installed); compares the exported program's outputs with eager mode on held-out batches and at "
         "a second batch size.",
-    run=run, records=RECORDS, cost="one export and 5 forward passes of each kind", order=80, budgets=("deep",),
+    run=run, records=RECORDS, cost="one export and 5 forward passes of each kind", order=80, budgets=BUDGETS,
     opt_in="deploy")

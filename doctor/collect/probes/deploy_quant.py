@@ -9,7 +9,7 @@ from typing import Optional
 import torch
 
 from doctor.collect.context import model_output
-from doctor.collect.deploy import deploy_model, eval_mode, info, outputs, rel_error, score
+from doctor.collect.deploy import BUDGETS, deploy_model, eval_mode, info, outputs, rel_error, score
 from doctor.collect.deploy import drift
 from doctor.collect.errors import describe
 from doctor.collect.probes import Probe
@@ -59,12 +59,8 @@ def run(ctx) -> Optional[dict[str, str]]:
                 b_out = [model_output(low, drift.cast_input(x, torch.bfloat16)).float() for x, _ in batches]
                 errs = drift.layer_errors(model, low, lnames, small[0][0],
                                           lambda a: drift.cast_input(a, torch.bfloat16))
-            vals = torch.stack([score(ctx, b_out, batches),
-                                torch.stack([rel_error(torch.cat([o.reshape(-1) for o in b_out]), ref_all),
-                                             torch.zeros((), device=ctx.device)])]).tolist()
-            layer = {n: drift.finite(v) for n, v in zip(errs, torch.stack(list(errs.values())).tolist())} \
-                if errs else {}
-            _publish(ctx, "bf16", vals[0], drift.finite(vals[1][0]), layer, ref_vals, len(lnames))
+            got, out_err, layer = _compare(ctx, b_out, batches, ref_all, errs)
+            _publish(ctx, "bf16", got, out_err, layer, ref_vals, len(lnames))
         except Exception as exc:  # noqa: BLE001 - an op without a bf16 kernel on this device
             skipped["deploy_bf16"] = f"the model does not run in bfloat16 here ({describe(exc)})"
     return skipped
@@ -79,13 +75,19 @@ def _int8(ctx, model, batches, small, ref_vals, ref_all, fused_safe: bool) -> st
     with torch.no_grad():
         q_out = [model_output(q, drift.cast_input(x, torch.float32, cpu)).to(ctx.device) for x, _ in batches]
         errs = drift.layer_errors(fp32, q, names, drift.cast_input(small[0][0], torch.float32, cpu), lambda a: a)
-    vals = torch.stack([score(ctx, q_out, batches),
-                        torch.stack([rel_error(torch.cat([o.reshape(-1) for o in q_out]), ref_all),
-                                     torch.zeros((), device=ctx.device)])]).tolist()
-    per_layer = torch.stack([e.to(ctx.device) for e in errs.values()]).tolist() if errs else []  # one read
-    layer = {n: drift.finite(v) for n, v in zip(errs, per_layer)}
-    _publish(ctx, "int8", vals[0], drift.finite(vals[1][0]), layer, ref_vals, len(names))
+    got, out_err, layer = _compare(ctx, q_out, batches, ref_all, errs)
+    _publish(ctx, "int8", got, out_err, layer, ref_vals, len(names))
     return ""
+
+
+def _compare(ctx, outs: list[torch.Tensor], batches: list, ref_all: torch.Tensor, errs: dict[str, torch.Tensor]
+             ) -> tuple[list[float], float, dict[str, float]]:
+    """The converted model's [loss, accuracy], its RMS output change against fp32, and each layer's own error:
+    computed on the device, read in one go."""
+    per_layer = [e.to(ctx.device) for e in errs.values()]
+    out_err = rel_error(torch.cat([o.reshape(-1) for o in outs]), ref_all)
+    vals = torch.cat([score(ctx, outs, batches), out_err.reshape(1), *(e.reshape(1) for e in per_layer)]).tolist()
+    return vals[:2], drift.finite(vals[2]), {n: drift.finite(v) for n, v in zip(errs, vals[3:])}
 
 
 def _publish(ctx, kind: str, got: list[float], out_err: float, layer: dict[str, float], ref: list[float],
@@ -116,5 +118,5 @@ PROBE = Probe(
     doc="Dynamic int8 quantisation of Linear/LSTM layers (CPU) and a bfloat16 cast of the whole model, each against "
         "fp32 on up to 8 validation batches: the change of the validation metric (accuracy, else loss) and the RMS "
         "change of the outputs; each converted layer run alone on its fp32 input gives the layers most responsible.",
-    run=run, records=RECORDS, cost="2 x 8 forward passes and one per converted layer", order=83, budgets=("deep",),
+    run=run, records=RECORDS, cost="2 x 8 forward passes and one per converted layer", order=83, budgets=BUDGETS,
     opt_in="deploy")

@@ -30,7 +30,8 @@ UNUSED_HINT = ("A parameter took no part in the loss, so DistributedDataParallel
 PEER_GONE = ("Connection reset by peer", "Connection closed by peer")  # what the survivors say when a rank dies
 
 
-def _free_port() -> int:
+def free_port() -> int:
+    """A TCP port free on this machine now, for the group's rendezvous."""
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
         return s.getsockname()[1]
@@ -47,7 +48,7 @@ def _die_with_parent() -> None:
 
 
 def _launch(ctx, n: int, workdir: Path, timeout_s: float) -> list[dict]:
-    port = _free_port()
+    port = free_port()
     procs, logs = [], []
     for rank in range(n):
         env = {**os.environ, "RANK": str(rank), "LOCAL_RANK": str(rank), "WORLD_SIZE": str(n),

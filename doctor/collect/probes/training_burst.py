@@ -12,6 +12,7 @@ import torch
 from torch import nn
 
 from doctor import curves
+from doctor.collect import deploy
 from doctor.collect.burst import BurstResult, run_burst
 from doctor.collect.context import model_output
 from doctor.collect.data import cycle
@@ -205,8 +206,8 @@ def run(ctx) -> Optional[dict[str, str]]:
             checkpoint_every=ctx.budget.checkpoint_every, on_checkpoint=checkpoint)
     finally:
         acts.detach()
-    if ctx.options.get("deploy") or ctx.budget.name == "deep":  # the deploy probes judge the trained weights
-        ctx.cache["trained_state"] = {k: v.detach().clone() for k, v in model.state_dict().items()}
+    if deploy.will_run(ctx):  # the deploy probes judge the trained weights
+        ctx.cache[deploy.TRAINED] = {k: v.detach().clone() for k, v in model.state_dict().items()}
     publish_grads(ctx.metrics, ctx.setup.model, grads.summary())
     publish_acts(ctx.metrics, acts.summary())
     for name, site in acts.sites.items():
