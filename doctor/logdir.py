@@ -124,13 +124,17 @@ def _buckets(steps: list[int], values: list[float], n: int) -> tuple[list[int], 
     """At most n points: bucket medians (a non-finite value in a bucket is kept as NaN, so it shows)."""
     if len(values) <= n:
         return steps, values
+    import numpy as np  # noqa: PLC0415
+
     k = math.ceil(len(values) / n)
-    xs, ys = [], []
-    for i in range(0, len(values), k):
-        chunk = values[i: i + k]
-        good = curves.finite(chunk)
-        xs.append(steps[min(i + k, len(steps)) - 1])
-        ys.append(sorted(good)[len(good) // 2] if len(good) == len(chunk) else math.nan)
+    a = np.asarray([math.nan if v is None else v for v in values], dtype=float)
+    xs = [steps[min(i + k, len(steps)) - 1] for i in range(0, len(values), k)]
+    whole = len(a) // k
+    chunks = [a[: whole * k].reshape(whole, k)] + ([a[whole * k:].reshape(1, -1)] if len(a) % k else [])
+    ys: list[float] = []
+    for c in chunks:  # the upper median of each bucket, NaN where a bucket holds a non-finite value
+        mid = np.sort(c, axis=1)[:, c.shape[1] // 2]
+        ys.extend(np.where(np.isfinite(c).all(axis=1), mid, math.nan).tolist())
     return xs, ys
 
 
