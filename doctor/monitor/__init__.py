@@ -27,12 +27,12 @@ from typing import Any, Callable, Iterable, Optional, Union
 
 HISTORY_STEPS = 2000  # the gradient statistics a judgement reads: the most recent steps, not the whole run
 MIN_INTERVAL_S = 1.0  # at most one judgement a second, whatever `every` says (every=1 on a fast loop)
-BUFFER_STEPS = 256  # steps of statistics held on the device between two reads (one host read per buffer)
+BUFFER_STEPS = 1024  # steps of statistics held on the device between two reads (one host read per buffer)
 MAX_WINDOW = 2048  # at most, however large `every` is: the buffers are read when full (a few KB per layer)
 SAMPLE_EVERY = 10  # a full pass over the gradients costs about a plain SGD step: at most one step in ten
-SAMPLE_BUDGET = 0.015  # the share of the run's time the sampled steps may add
+SAMPLE_BUDGET = 0.006  # the share of the run's time the sampled steps may add
 MAX_SAMPLE_EVERY = 1000
-JUDGE_BUDGET = 0.005  # the share of the run's time judging may take
+JUDGE_BUDGET = 0.002  # the share of the run's time judging may take
 
 
 class DoctorHalt(RuntimeError):
@@ -164,8 +164,15 @@ class Monitor:
         s, se = self.steps, self.sample_every
         first = se - 2 if self._adaptive else se - 1  # phases first..se-1 and 0 are timed, armed or sampled
         r = (s + 1) % se
-        t_phase = s + 1 if r == 0 or r >= first else s + 1 + first - r
+        after = self._adaptive and r == 1  # the step after a sample is timed with it
+        t_phase = s + 1 if r == 0 or after or r >= first else s + 1 + first - r
         t_every = (s // self.every + 1) * self.every
+        if not self.halt_on and self._dt[False] > 0:
+            # Without halt_on a judgement falls due by the clock, at least min_interval_s apart: the steps
+            # that cannot reach it on the measured step time need not look at the clock (every=1, fast loops).
+            ahead = int(0.8 * (self._next_judge - time.perf_counter()) / self._dt[False])
+            if ahead > self.every:
+                t_every = (s + ahead) // self.every * self.every
         t_full = s + max(1, self._stats.window - self._stats.filled)
         self._quiet_until = min(t_phase, t_every, t_full)
 
@@ -183,12 +190,15 @@ class Monitor:
             phase = (self.steps + 1) % self.sample_every
             sampled = phase == 0
             self._stats.record(loss, sample=sampled)
-            # Timed only around a sampled step: the plain step before it and the sampled step itself are
-            # what the period is sized from (timing every step cost more than the sampling saved).
+            # Timed only around a sampled step: the plain step before it, and the sampled step together with
+            # the one after it (which runs slower on the caches the sample cooled: a tenth of a step on a
+            # small MLP), are what the period is sized from (timing every step cost more than it saved).
             if self._adaptive and phase == self.sample_every - 2:
                 self._t_last = time.perf_counter()  # the plain step after this one is timed from here
-            elif self._adaptive and (sampled or phase == self.sample_every - 1):
-                self._time_step(sampled)
+            elif self._adaptive and phase == self.sample_every - 1:
+                self._time_step(False)
+            elif self._adaptive and phase == 1:
+                self._time_step(True)
             if self._dist is not None and batch is not None:
                 self._dist.see_batch(batch, self.steps)
             self.steps += 1
@@ -207,6 +217,7 @@ class Monitor:
                 went_bad = self._flush()
                 if due or went_bad:
                     self._judge()
+                self._t_last = None  # a step that read or judged is no measure of what sampling costs
         except DoctorHalt:
             raise
         except Exception as exc:  # noqa: BLE001
@@ -284,15 +295,18 @@ class Monitor:
             raise stop or DoctorHalt(f"doctor.watch stopped the run at step {self.steps} (rank 0 found a halt_on rule)")
 
     def _time_step(self, sampled: bool) -> None:
-        """Time between step calls, kept apart for sampled and plain steps, to size the sampling period."""
+        """Time between step calls, kept apart for a plain step and for a sampled step with the one after it,
+        to size the sampling period."""
         now = time.perf_counter()
         if self._t_last is not None and self._adaptive:
             dt = now - self._t_last
             n = min(self._n_dt[sampled] + 1, 50)  # a running mean over about the last 50 of each kind
+            if n > 5:  # one step stalled by the machine (a collection, another process) moves it by little
+                dt = min(dt, 3 * self._dt[sampled])
             self._dt[sampled] += (dt - self._dt[sampled]) / n
             self._n_dt[sampled] = n
             if sampled and self._n_dt[True] >= 2 and self._n_dt[False] >= 5:
-                extra = max(0.0, self._dt[True] - self._dt[False])
+                extra = max(0.0, self._dt[True] - 2 * self._dt[False])
                 want = math.ceil(extra / (SAMPLE_BUDGET * max(self._dt[False], 1e-9)))
                 self.sample_every = min(max(SAMPLE_EVERY, want), MAX_SAMPLE_EVERY)
         self._t_last = now

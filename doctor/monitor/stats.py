@@ -111,15 +111,18 @@ class LiveStats:
             return
         cur = [p.detach() for p in self.grads.params]
         diff = torch._foreach_sub(cur, self._snap)
-        upd = self._layer_norms(diff)
-        wn = self._layer_norms(self._snap)
+        # The updates' and the old weights' norms in one pass: one kernel launch list, not two.
+        both = self._layer_norms([*diff, *self._snap], 2)
+        upd, wn = both[0], both[1]
         self._upd_sum += torch.where(wn > 0, upd / wn.clamp_min(1e-30), torch.full_like(upd, float("nan")))
         self._upd_n += 1
         self._snap = None
 
-    def _layer_norms(self, tensors: list[torch.Tensor]) -> torch.Tensor:
-        sq = torch.stack(torch._foreach_norm(tensors)).float().square()
-        return torch.zeros(len(self.grads.layers), device=self.device).index_add_(0, self.grads.index, sq).sqrt()
+    def _layer_norms(self, tensors: list[torch.Tensor], groups: int = 1) -> torch.Tensor:
+        """(groups, layers) norms of `groups` lists of tensors laid end to end, each in self.grads.params' order."""
+        sq = torch.stack(torch._foreach_norm(tensors)).float().square().view(groups, -1)
+        n = len(self.grads.layers)
+        return torch.zeros(groups, n, device=self.device).index_add_(1, self.grads.index, sq).sqrt()
 
     # -- per step --------------------------------------------------------------------------------
     def record(self, loss: Any, sample: bool) -> None:
@@ -141,12 +144,14 @@ class LiveStats:
         """Everything since the last read, as host numbers; the buffers start over (one read per window)."""
         n = self.filled
         losses = self.losses
-        if losses and all(isinstance(v, torch.Tensor) and v.dim() == 0 for v in losses):
+        values = None
+        if losses and isinstance(losses[0], torch.Tensor) and losses[0].dim() == 0:
             try:  # the usual case, scalar losses on one device: one stack, one read
-                values = torch.stack(losses).float().tolist()
-            except RuntimeError:  # mixed devices or dtypes
-                values = [float(v) for v in losses]
-        else:
+                stacked = torch.stack(losses)
+                values = stacked.float().tolist() if stacked.dim() == 1 else None
+            except (RuntimeError, TypeError):  # mixed devices, shapes or dtypes, or a float among the tensors
+                values = None
+        if values is None:
             tensors = [v.reshape(-1)[:1].float() if isinstance(v, torch.Tensor) else
                        torch.tensor([v], dtype=torch.float32, device=self.device) for v in losses]
             values = torch.cat(tensors).tolist() if tensors else []
