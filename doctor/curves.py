@@ -74,30 +74,24 @@ def acc_stats(train_acc: Optional[float], val_acc: Optional[float]) -> dict[str,
 
 def rolling_median(xs: Sequence[float], window: int) -> list[float]:
     """Centred running median (the window shrinks at the ends): a smoothing that ignores single spikes."""
-    import numpy as np  # noqa: PLC0415
-
     half, n = window // 2, len(xs)
     if n <= 2 * half + 1:  # no full window: the ends are all there is
         return [statistics.median(xs[max(0, i - half): i + half + 1]) for i in range(n)]
-    a = np.asarray(xs, dtype=float)
     # The full windows at once (a live run judges curves of thousands of steps), the shrunk ends one by one.
-    middle = _window_medians(a, 2 * half + 1)
+    middle = _window_medians(xs, 2 * half + 1)
     return _growing_medians(xs[:2 * half], half) + middle + _growing_medians(xs[n - 2 * half:][::-1], half)[::-1]
 
 
 def trailing_medians(xs: Sequence[float], window: int, first: int) -> list[float]:
     """median(xs[i - window:i]) for i from first (at least window) to the end, all at once."""
+    return _window_medians(xs[first - window: len(xs) - 1], window) if first < len(xs) else []
+
+
+def _window_medians(xs: Sequence[float], window: int) -> list[float]:
+    """The median of every full window of xs, in order."""
     import numpy as np  # noqa: PLC0415
 
-    if first >= len(xs):
-        return []
-    return _window_medians(np.asarray(xs[first - window: len(xs) - 1], dtype=float), window)
-
-
-def _window_medians(a, window: int) -> list[float]:
-    """The median of every full window of `a` (a numpy array), in order."""
-    import numpy as np  # noqa: PLC0415
-
+    a = np.asarray(xs, dtype=float)
     if window % 2 == 0 or not np.isfinite(a).all():  # an even window's median is the mean of two middles
         return np.median(np.lib.stride_tricks.sliding_window_view(a, window), axis=1).tolist()
     from scipy import ndimage  # noqa: PLC0415

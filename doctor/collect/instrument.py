@@ -64,6 +64,14 @@ def forward_order(model: nn.Module, run_forward: Callable[[], Any]) -> list[str]
     return order
 
 
+def layer_norms(tensors: list[torch.Tensor], index: torch.Tensor, n_layers: int, groups: int = 1) -> torch.Tensor:
+    """(groups, n_layers) norms of `groups` lists of tensors laid end to end, each summed into its layer by
+    `index` (one _foreach_norm for all of them); (n_layers,) when groups is 1."""
+    sq = torch.stack(torch._foreach_norm(tensors)).float().square().view(groups, -1)
+    out = torch.zeros(groups, n_layers, device=index.device).index_add_(1, index, sq).sqrt()
+    return out[0] if groups == 1 else out
+
+
 class GradStats:
     """Per-layer gradient norms per step into a (steps, layers) device buffer: three kernels a step."""
 
@@ -396,14 +404,11 @@ class UpdateStats:
         self.device = device
         self.index = torch.tensor(index, dtype=torch.long, device=device)
         self.prev = [p.detach().clone() for p in self.params]
-        self.init_norm = self._layer_norms(self.prev) if self.params else torch.zeros(0, device=device)
+        self.init_norm = (layer_norms(self.prev, self.index, len(self.layers)) if self.params
+                          else torch.zeros(0, device=device))
         self.ratios = torch.full((steps, len(self.layers)), float("nan"), device=device)
         self.got_grad = [False] * len(self.params)
         self.steps_recorded = 0
-
-    def _layer_norms(self, tensors: list[torch.Tensor]) -> torch.Tensor:
-        sq = torch.stack(torch._foreach_norm(tensors)).float().square()
-        return torch.zeros(len(self.layers), device=self.device).index_add_(0, self.index, sq).sqrt()
 
     def after_backward(self) -> None:
         # Whether autograd reached a parameter at all is known on the host. A gradient of exact
@@ -419,9 +424,8 @@ class UpdateStats:
             return
         cur = [p.detach() for p in self.params]
         diff = torch._foreach_sub(cur, self.prev)
-        dn = torch.stack(torch._foreach_norm(diff)).float()
-        upd = torch.zeros(len(self.layers), device=self.device).index_add_(0, self.index, dn.square()).sqrt()
-        self.ratios[step] = upd / self._layer_norms(self.prev)
+        upd, prev = layer_norms([*diff, *self.prev], self.index, len(self.layers), 2)
+        self.ratios[step] = upd / prev
         torch._foreach_copy_(self.prev, cur)
         self.steps_recorded = max(self.steps_recorded, step + 1)
 

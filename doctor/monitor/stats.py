@@ -12,7 +12,7 @@ from typing import Any, Callable, Optional
 import torch
 from torch import nn
 
-from doctor.collect.instrument import DEAD_THRESHOLD, RELU_FAMILY, GradStats, HookSet
+from doctor.collect.instrument import DEAD_THRESHOLD, RELU_FAMILY, GradStats, HookSet, layer_norms
 
 SATURATION = {"sigmoid": 0.01, "tanh": 0.99}
 # Inputs per unit (samples times positions) before a dead fraction is read: at the 0.1% threshold fewer
@@ -111,18 +111,11 @@ class LiveStats:
             return
         cur = [p.detach() for p in self.grads.params]
         diff = torch._foreach_sub(cur, self._snap)
-        # The updates' and the old weights' norms in one pass: one kernel launch list, not two.
-        both = self._layer_norms([*diff, *self._snap], 2)
-        upd, wn = both[0], both[1]
+        # The updates' and the old weights' norms in one pass.
+        upd, wn = layer_norms([*diff, *self._snap], self.grads.index, len(self.grads.layers), 2)
         self._upd_sum += torch.where(wn > 0, upd / wn.clamp_min(1e-30), torch.full_like(upd, float("nan")))
         self._upd_n += 1
         self._snap = None
-
-    def _layer_norms(self, tensors: list[torch.Tensor], groups: int = 1) -> torch.Tensor:
-        """(groups, layers) norms of `groups` lists of tensors laid end to end, each in self.grads.params' order."""
-        sq = torch.stack(torch._foreach_norm(tensors)).float().square().view(groups, -1)
-        n = len(self.grads.layers)
-        return torch.zeros(groups, n, device=self.device).index_add_(1, self.grads.index, sq).sqrt()
 
     # -- per step --------------------------------------------------------------------------------
     def record(self, loss: Any, sample: bool) -> None:
@@ -147,8 +140,7 @@ class LiveStats:
         values = None
         if losses and isinstance(losses[0], torch.Tensor) and losses[0].dim() == 0:
             try:  # the usual case, scalar losses on one device: one stack, one read
-                stacked = torch.stack(losses)
-                values = stacked.float().tolist() if stacked.dim() == 1 else None
+                values = torch.stack(losses).float().tolist()
             except (RuntimeError, TypeError):  # mixed devices, shapes or dtypes, or a float among the tensors
                 values = None
         if values is None:

@@ -16,7 +16,7 @@ RECORDS = ("deploy_export", "deploy_onnx")
 HELD_OUT = 4  # validation batches compared, eager against exported
 
 
-def second_batchbatch_rows(b: int) -> int:
+def second_batch_size(b: int) -> int:
     """Another batch size than the one exported at: half of it, or twice it for batches under 4 rows."""
     return b // 2 if b >= 4 else 2 * b
 
@@ -75,7 +75,7 @@ def run(ctx) -> Optional[dict[str, str]]:
                 out = ex.pick(exported(x))
                 diffs.append((out.float() - eager.float()).abs().max())
                 scale.append(eager.float().abs().max())
-        b2 = second_batchbatch_rows(b)
+        b2 = second_batch_size(b)
         x2 = rows_of(held[0][0], b2)
         batch_note = ""
         eager_fail: Optional[ex.Failure] = None

@@ -86,16 +86,19 @@ def _launch(ctx, n: int, workdir: Path, timeout_s: float) -> list[dict]:
 
 def _single_process(ctx) -> tuple[float | None, int]:
     """The learning rate and batch rows of the target in one process, as the other probes ran it."""
+    from doctor.collect.deploy import batch_rows  # noqa: PLC0415 - torch, only once the probe runs
+
     lr = None
     if ctx.setup.make_optimizer is not None:
         opt = ctx.setup.make_optimizer(ctx.fresh_model())
         lr = opt.param_groups[0].get("lr") if opt.param_groups else None
     else:
         lr = 1e-3  # doctor's default Adam, the same in every rank
-    x = ctx.train_batches[0][0]
-    first = x if hasattr(x, "shape") else next((t for t in (x.values() if isinstance(x, dict) else x)
-                                                if hasattr(t, "shape")), None)
-    return lr, int(first.shape[0]) if first is not None and first.dim() else ctx.setup.batch_size
+    try:
+        rows = batch_rows(ctx.train_batches[0][0])
+    except (StopIteration, IndexError):  # no tensor in the input, or a 0-d one first
+        rows = ctx.setup.batch_size
+    return lr, rows
 
 
 def run(ctx) -> None:
